@@ -1,0 +1,3 @@
+from dideban.cli import main
+
+main()
