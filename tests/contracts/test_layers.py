@@ -28,8 +28,19 @@ ALLOWED: dict[str, set[str]] = {
     "lab": {"model", "netx", "lab"},
 }
 
-TRANSPORTS = {"socket", "ssl", "httpx", "h11", "aiohttp", "urllib.request", "http.client",
-              "dns.query", "dns.asyncquery", "dns.resolver", "dns.asyncresolver"}
+TRANSPORTS = {
+    "socket",
+    "ssl",
+    "httpx",
+    "h11",
+    "aiohttp",
+    "urllib.request",
+    "http.client",
+    "dns.query",
+    "dns.asyncquery",
+    "dns.resolver",
+    "dns.asyncresolver",
+}
 NO_TRANSPORT = {"model", "measure", "nettests", "probe", "pipeline", "store", "ingest"}
 
 
@@ -58,10 +69,12 @@ def _violations() -> list[str]:
             continue
         for name in _imports(path):
             parts = name.split(".")
-            if parts[0] == "dideban" and len(parts) > 1 and parts[1] not in allowed | {"__init__"}:
-                if parts[1] in ALLOWED:
-                    problems.append(f"{rel}: {layer} may not import {name}")
-            if layer in NO_TRANSPORT and any(name == t or name.startswith(t + ".") for t in TRANSPORTS):
+            outside = parts[0] == "dideban" and len(parts) > 1 and parts[1] not in allowed
+            if outside and parts[1] in ALLOWED:
+                problems.append(f"{rel}: {layer} may not import {name}")
+            if layer in NO_TRANSPORT and any(
+                name == t or name.startswith(t + ".") for t in TRANSPORTS
+            ):
                 problems.append(f"{rel}: {layer} may not import transport module {name}")
     return problems
 

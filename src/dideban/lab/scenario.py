@@ -136,7 +136,9 @@ def _parse_site(raw: Any, where: str) -> Site:
         raise _fail(where, f"url has no host: {url!r}")
     ip = raw.get("ip")
     if not isinstance(ip, str) or not is_lab_address(ip):
-        raise _fail(where, f"ip must be in 198.18.0.0/15, 198.51.100.0/24 or 203.0.113.0/24, got {ip!r}")
+        raise _fail(
+            where, f"ip must be in 198.18.0.0/15, 198.51.100.0/24 or 203.0.113.0/24, got {ip!r}"
+        )
     server = raw.get("server", "ok")
     if server not in SERVER_BEHAVIOURS:
         raise _fail(where, f"server must be one of {SERVER_BEHAVIOURS}, got {server!r}")
@@ -145,7 +147,9 @@ def _parse_site(raw: Any, where: str) -> Site:
         if isinstance(item, str):
             item = {"technique": item}
         if not isinstance(item, dict) or item.get("technique") not in TECHNIQUES:
-            raise _fail(f"{where}.censor[{i}]", f"unknown technique {item!r}; known: {sorted(TECHNIQUES)}")
+            raise _fail(
+                f"{where}.censor[{i}]", f"unknown technique {item!r}; known: {sorted(TECHNIQUES)}"
+            )
         params = {k: v for k, v in item.items() if k != "technique"}
         extra = set(params) - set(TECHNIQUES[item["technique"]])
         if extra:
@@ -185,7 +189,9 @@ def parse_scenario(data: Any, where: str = "scenario") -> Scenario:
             raise _fail(f"{where}.probe", f"missing {key}")
     if not is_lab_address(str(probe["public_ip"])):
         raise _fail(f"{where}.probe", "public_ip must be a lab (documentation) address")
-    sites = tuple(_parse_site(s, f"{where}.sites[{i}]") for i, s in enumerate(data.get("sites") or []))
+    sites = tuple(
+        _parse_site(s, f"{where}.sites[{i}]") for i, s in enumerate(data.get("sites") or [])
+    )
     if not sites:
         raise _fail(where, "no sites")
     seen: set[str] = set()

@@ -82,7 +82,9 @@ class Envelope:
     options: list[str] = field(default_factory=list)
     extensions: dict[str, int] = field(default_factory=dict)
 
-    def to_measurement(self, test_keys: dict[str, Any] | None, test_runtime: float) -> dict[str, Any]:
+    def to_measurement(
+        self, test_keys: dict[str, Any] | None, test_runtime: float
+    ) -> dict[str, Any]:
         """The full measurement dict, with every top-level key of data format 0.2.0."""
         net = self.network
         annotations = {"engine_name": SOFTWARE_NAME, "engine_version": __version__}
