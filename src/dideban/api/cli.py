@@ -1,10 +1,35 @@
-"""Sub-commands of `dideban` for the api part."""
+"""`dideban serve`: the open data API and the dashboard over a store."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
 
+def serve(
+    db: Annotated[Path, typer.Option("--db", help="The store (DuckDB file) to serve, read-only")],
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on")] = 8080,
+    query_timeout: Annotated[
+        float, typer.Option(min=0.1, help="Seconds before a query is interrupted")
+    ] = 5.0,
+) -> None:
+    """Serve the API (/api/v1) and the dashboard (/) over a store, read-only."""
+    import uvicorn
+
+    from dideban.api.app import create_app
+    from dideban.api.reader import StoreUnavailable
+
+    try:
+        app = create_app(db, query_timeout=query_timeout)
+    except StoreUnavailable as exc:
+        typer.echo(f"dideban serve: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"Dideban dashboard on http://{host}:{port}/ (API at /api/v1, store {db})")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
 def register(app: typer.Typer) -> None:
-    """Add this part's commands to the `dideban` app (none yet)."""
-    del app
+    app.command("serve")(serve)

@@ -1,0 +1,364 @@
+"""The open data API (`/api/v1/...`) and the dashboard, one FastAPI app over a read-only store.
+
+Names and shapes follow OONI's API where OONI has the endpoint (`/api/v1/measurements`,
+`/api/v1/aggregation`, `/api/v1/measurement/{uid}`). Every 4xx/5xx answer, including
+validation errors and unknown routes, has one shape: `{"error": {"code", "message"}}`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from dideban import __version__
+from dideban.api import query as q
+from dideban.api.explain import explain
+from dideban.api.params import filters_dependency
+from dideban.api.reader import QueryTimeout, Reader, iso
+
+# The longest a single query may run before it is interrupted (seconds).
+DEFAULT_QUERY_TIMEOUT = 5.0
+MAX_LIMIT = 1000
+
+Filt = Annotated[q.Filters, Depends(filters_dependency)]
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+class MeasurementsMetadata(BaseModel):
+    count: int
+    limit: int
+    offset: int
+    current_page: int
+    pages: int
+    next_url: str | None
+    query_time: float
+
+
+class MeasurementItem(BaseModel):
+    measurement_uid: str
+    measurement_url: str
+    report_id: str | None
+    input: str | None
+    domain: str | None
+    category_code: str | None
+    probe_cc: str | None
+    probe_asn: str | None
+    test_name: str | None
+    measurement_start_time: str | None
+    anomaly: bool | None
+    confirmed: bool | None
+    failure: bool | None
+    blocking_type: str | None
+
+
+class MeasurementsResponse(BaseModel):
+    metadata: MeasurementsMetadata
+    results: list[MeasurementItem]
+
+
+class DbStats(BaseModel):
+    row_count: int
+    elapsed_seconds: float
+
+
+class AggregationResponse(BaseModel):
+    v: int = 0
+    dimension_count: int
+    result: list[dict[str, Any]] | dict[str, Any]
+    db_stats: DbStats
+
+
+class RuleExplained(BaseModel):
+    id: str
+    description: str | None
+
+
+class LayerScore(BaseModel):
+    layer: str
+    blocked: float
+    down: float
+    ok: float
+
+
+class Explanation(BaseModel):
+    summary: str
+    rules: list[RuleExplained]
+    evidence: list[str]
+    scores: list[LayerScore]
+
+
+class MeasurementDetail(BaseModel):
+    measurement_uid: str
+    verdict: dict[str, Any]
+    explanation: Explanation
+    observations: list[dict[str, Any]]
+    raw_measurement: Any = Field(
+        description="The raw OONI-format measurement, unchanged; null if the store no longer has it"
+    )
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "Invalid request"},
+    404: {"model": ErrorResponse, "description": "Not found"},
+    500: {"model": ErrorResponse, "description": "Internal error"},
+    504: {"model": ErrorResponse, "description": "Query ran past the time limit"},
+}
+
+_STATUS_CODES = {
+    400: "invalid_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "request_too_large",
+    504: "query_timeout",
+}
+
+
+def error_response(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = [str(x) for x in err.get("loc", ()) if x not in ("query", "path", "body")]
+        parts.append(f"{'.'.join(loc) or 'request'}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def _row_out(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: iso(v) for k, v in row.items()}
+
+
+def create_app(
+    db_path: str | Path,
+    *,
+    query_timeout: float = DEFAULT_QUERY_TIMEOUT,
+    dashboard: bool = True,
+) -> FastAPI:
+    """The API (and, unless `dashboard=False`, the dashboard) over the store at `db_path`."""
+    reader = Reader(db_path, timeout=query_timeout)
+    app = FastAPI(
+        title="Dideban open data API",
+        version=__version__,
+        description=(
+            "Censorship measurements, observations and verdicts. OONI-compatible where OONI "
+            'has the endpoint. Errors: {"error": {"code", "message"}}.'
+        ),
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.reader = reader
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(400, "invalid_request", _validation_message(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _STATUS_CODES.get(exc.status_code, f"http_{exc.status_code}")
+        return error_response(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(ApiError)
+    async def _api(request: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status, exc.code, exc.message)
+
+    @app.exception_handler(QueryTimeout)
+    async def _timeout(request: Request, exc: QueryTimeout) -> JSONResponse:
+        return error_response(504, "query_timeout", str(exc))
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception) -> JSONResponse:
+        return error_response(500, "internal_error", f"internal error: {type(exc).__name__}")
+
+    @app.get(
+        "/api/v1/measurements",
+        response_model=MeasurementsResponse,
+        responses=ERROR_RESPONSES,
+        summary="Search measurements (OONI-compatible)",
+    )
+    def list_measurements(
+        request: Request,
+        filters: Filt,
+        order_by: Annotated[q.OrderBy, Query()] = "measurement_start_time",
+        order: Annotated[Literal["asc", "desc"], Query()] = "desc",
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
+        offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+    ) -> dict[str, Any]:
+        started = time.perf_counter()
+        page_sql, count_sql, params = q.list_sql(filters, order_by, order, limit, offset)
+        rows = reader.query(page_sql, params)
+        count = int(reader.query(count_sql, params)[0]["n"])
+        base = str(request.base_url).rstrip("/")
+        results = []
+        for row in rows:
+            out = _row_out(row)
+            out["measurement_url"] = f"{base}/api/v1/measurement/{row['measurement_uid']}"
+            results.append(out)
+        next_url = None
+        if offset + limit < count:
+            next_url = str(request.url.include_query_params(offset=offset + limit))
+        return {
+            "metadata": {
+                "count": count,
+                "limit": limit,
+                "offset": offset,
+                "current_page": offset // limit + 1,
+                "pages": math.ceil(count / limit),
+                "next_url": next_url,
+                "query_time": round(time.perf_counter() - started, 6),
+            },
+            "results": results,
+        }
+
+    @app.get(
+        "/api/v1/aggregation",
+        response_model=AggregationResponse,
+        responses={
+            **ERROR_RESPONSES,
+            200: {
+                "description": "JSON cells, or CSV when format=CSV",
+                "content": {"text/csv": {"schema": {"type": "string"}}},
+            },
+        },
+        summary="Aggregate verdict counts along up to two axes (OONI-compatible)",
+    )
+    def aggregation(
+        filters: Filt,
+        axis_x: Annotated[q.Axis | None, Query()] = None,
+        axis_y: Annotated[q.Axis | None, Query()] = None,
+        time_grain: Annotated[q.TimeGrain, Query()] = "day",
+        format: Annotated[Literal["JSON", "CSV"], Query()] = "JSON",
+        download: Annotated[bool, Query()] = False,
+    ) -> Any:
+        started = time.perf_counter()
+        if axis_x is not None and axis_x == axis_y:
+            raise ApiError(400, "invalid_request", "axis_x and axis_y must differ")
+        cells = aggregate(reader, filters, axis_x, axis_y, time_grain)
+        axes = [a for a in (axis_x, axis_y) if a is not None]
+        if format == "CSV":
+            headers = {}
+            if download:
+                headers["Content-Disposition"] = 'attachment; filename="dideban-aggregation.csv"'
+            return Response(cells_to_csv(cells, axes), media_type="text/csv", headers=headers)
+        result: list[dict[str, Any]] | dict[str, Any] = cells if axes else cells[0]
+        return {
+            "v": 0,
+            "dimension_count": len(axes),
+            "result": result,
+            "db_stats": {
+                "row_count": len(cells),
+                "elapsed_seconds": round(time.perf_counter() - started, 6),
+            },
+        }
+
+    @app.get(
+        "/api/v1/measurement/{measurement_uid}",
+        response_model=MeasurementDetail,
+        responses=ERROR_RESPONSES,
+        summary="One measurement: raw data, observations and the verdict explained",
+    )
+    def get_measurement(measurement_uid: str) -> dict[str, Any]:
+        detail = measurement_detail(reader, measurement_uid)
+        if detail is None:
+            raise ApiError(404, "not_found", f"no measurement {measurement_uid!r} in the store")
+        return detail
+
+    def custom_openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=[r for r in app.routes if getattr(r, "include_in_schema", True)],
+            )
+            # Validation errors answer 400 with the common error shape, never FastAPI's 422.
+            for path in schema.get("paths", {}).values():
+                for op in path.values():
+                    op.get("responses", {}).pop("422", None)
+            comps = schema.get("components", {}).get("schemas", {})
+            comps.pop("HTTPValidationError", None)
+            comps.pop("ValidationError", None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = custom_openapi  # type: ignore[method-assign]
+
+    if dashboard:
+        from dideban.web.pages import register_pages
+
+        register_pages(app, reader)
+    return app
+
+
+def aggregate(
+    reader: Reader, filters: q.Filters, axis_x: str | None, axis_y: str | None, time_grain: str
+) -> list[dict[str, Any]]:
+    """Aggregation cells, axis values formatted as OONI does."""
+    sql, params = q.aggregation_sql(filters, axis_x, axis_y, time_grain)
+    rows = reader.query(sql, params)
+    axes = [a for a in (axis_x, axis_y) if a is not None]
+    out = []
+    for row in rows:
+        cell = {k: int(v) if k in q.COUNTS else v for k, v in row.items()}
+        for a in axes:
+            cell[a] = q.format_cell(a, row[a], time_grain)
+        out.append(cell)
+    return out
+
+
+def cells_to_csv(cells: list[dict[str, Any]], axes: Sequence[str]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    columns = [*axes, *q.COUNTS]
+    writer.writerow(columns)
+    for cell in cells:
+        writer.writerow(["" if cell.get(c) is None else cell.get(c) for c in columns])
+    return buf.getvalue()
+
+
+def measurement_detail(reader: Reader, uid: str) -> dict[str, Any] | None:
+    rows = reader.query("SELECT * FROM verdicts WHERE measurement_uid = ?", [uid])
+    if not rows:
+        return None
+    verdict = rows[0]
+    observations: list[dict[str, Any]] = []
+    if "observations" in reader.tables:
+        observations = reader.query(
+            "SELECT * FROM observations WHERE measurement_uid = ? ORDER BY observation_idx", [uid]
+        )
+    raw = reader.raw_measurement(uid, verdict.get("raw_path"), verdict.get("raw_line"))
+    return {
+        "measurement_uid": uid,
+        "verdict": _row_out(verdict),
+        "explanation": explain(verdict, observations),
+        "observations": [_row_out(o) for o in observations],
+        "raw_measurement": raw,
+    }

@@ -1,0 +1,102 @@
+"""Query-string filters shared by the API and the dashboard, validated at the edge."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from fastapi import Query
+from fastapi.exceptions import RequestValidationError
+
+from dideban.api.query import Filters, naive_utc, normalize_asn, split_list
+
+CC_LIST = r"^[A-Za-z]{2}(,[A-Za-z]{2})*$"
+ASN_LIST = r"^(AS|as)?[0-9]{1,10}(,(AS|as)?[0-9]{1,10})*$"
+NAME_LIST = r"^[a-z0-9_]+(,[a-z0-9_]+)*$"
+DOMAIN_LIST = r"^[A-Za-z0-9._-]+(,[A-Za-z0-9._-]+)*$"
+CATEGORY_LIST = r"^[A-Za-z0-9_]+(,[A-Za-z0-9_]+)*$"
+BLOCKING_LIST = r"^[a-z_-]+(,[a-z_-]+)*$"
+
+
+def _bad(field: str, message: str) -> RequestValidationError:
+    return RequestValidationError(
+        [{"loc": ("query", field), "msg": message, "type": "value_error"}]
+    )
+
+
+def _when(field: str, value: dt.datetime | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    try:
+        return naive_utc(value)
+    except (OverflowError, ValueError):
+        raise _bad(field, "date out of range") from None
+
+
+def filters_dependency(
+    probe_cc: Annotated[
+        str | None,
+        Query(
+            pattern=CC_LIST, max_length=300, description="Country codes, comma-separated (IR,CN)"
+        ),
+    ] = None,
+    probe_asn: Annotated[
+        str | None,
+        Query(
+            pattern=ASN_LIST,
+            max_length=600,
+            description="Networks, comma-separated (AS197207 or 197207)",
+        ),
+    ] = None,
+    test_name: Annotated[
+        str | None,
+        Query(pattern=NAME_LIST, max_length=600, description="Test names, comma-separated"),
+    ] = None,
+    input: Annotated[str | None, Query(max_length=2048, description="Exact input (URL)")] = None,
+    domain: Annotated[
+        str | None,
+        Query(pattern=DOMAIN_LIST, max_length=2048, description="Domains, comma-separated"),
+    ] = None,
+    category_code: Annotated[
+        str | None,
+        Query(
+            pattern=CATEGORY_LIST,
+            max_length=600,
+            description="Citizen Lab category codes, comma-separated",
+        ),
+    ] = None,
+    blocking_type: Annotated[
+        str | None,
+        Query(
+            pattern=BLOCKING_LIST,
+            max_length=200,
+            description="Blocking types, comma-separated (dns, tcp_ip, tls, http-failure, http-diff)",
+        ),
+    ] = None,
+    since: Annotated[
+        dt.datetime | None,
+        Query(description="Measurements at or after this time (UTC unless an offset is given)"),
+    ] = None,
+    until: Annotated[dt.datetime | None, Query(description="Measurements before this time")] = None,
+    anomaly: Annotated[bool | None, Query()] = None,
+    confirmed: Annotated[bool | None, Query()] = None,
+    failure: Annotated[bool | None, Query()] = None,
+) -> Filters:
+    try:
+        asns = normalize_asn(split_list(probe_asn))
+    except ValueError:
+        raise _bad("probe_asn", "not an AS number") from None
+    return Filters(
+        probe_cc=split_list(probe_cc, upper=True),
+        probe_asn=asns,
+        test_name=split_list(test_name),
+        domain=split_list(domain, lower=True),
+        category_code=split_list(category_code, upper=True),
+        blocking_type=split_list(blocking_type),
+        input=input,
+        since=_when("since", since),
+        until=_when("until", until),
+        anomaly=anomaly,
+        confirmed=confirmed,
+        failure=failure,
+    )
