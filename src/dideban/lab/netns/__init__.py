@@ -133,32 +133,29 @@ def up(
             pid=0,
         )
         (state / "lab.json").write_text(network.to_json(), encoding="utf-8")
-        args = [sys.executable, "-m", "dideban.lab.netns.supervisor", str(state)]
+        args = [sys.executable, "-m", "dideban.lab.netns.supervisor", str(state), "--daemon"]
         if with_helper:
             args.append("--test-helper")
-        log = (state / "supervisor.log").open("ab")
-        sup = subprocess.Popen(
-            args,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        log.close()
-        _wait_ready(state, sup, with_helper)
+        with (state / "supervisor.log").open("ab") as log:
+            subprocess.run(
+                args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, check=True
+            )
+        sup_pid = _wait_ready(state, with_helper)
     except BaseException:
         down()
         raise
-    network = LabNetwork.from_dict({**json.loads(network.to_json()), "pid": sup.pid})
+    network = LabNetwork.from_dict({**json.loads(network.to_json()), "pid": sup_pid})
     (state / "lab.json").write_text(network.to_json(), encoding="utf-8")
     return network
 
 
-def _wait_ready(state: Path, sup: subprocess.Popen[bytes], with_helper: bool) -> None:
+def _wait_ready(state: Path, with_helper: bool) -> int:
+    """Wait until the lab's processes listen; returns the supervisor's pid."""
     deadline = time.monotonic() + READY_TIMEOUT
     wanted = [state / f"ready-{r}" for r in ("censor", "inet", "domestic")]
+    pid_file = state / "pids" / "supervisor.pid"
     while not all(p.exists() for p in wanted):
-        if sup.poll() is not None:
+        if pid_file.exists() and not _pid_is_ours(int(pid_file.read_text(encoding="utf-8"))):
             raise RuntimeError(f"netns lab supervisor exited; see {state}/logs")
         if time.monotonic() > deadline:
             missing = [p.name for p in wanted if not p.exists()]
@@ -166,6 +163,7 @@ def _wait_ready(state: Path, sup: subprocess.Popen[bytes], with_helper: bool) ->
                 f"netns lab not ready after {READY_TIMEOUT}s: {missing}; see {state}/logs"
             )
         time.sleep(0.05)
+    sup_pid = int(pid_file.read_text(encoding="utf-8"))
     if with_helper:
         # The helper has no ready file of its own: wait until its port accepts in the ns.
         probe = f"import socket; socket.create_connection(('{TEST_HELPER_IP}', 80), 1).close()"
@@ -176,9 +174,10 @@ def _wait_ready(state: Path, sup: subprocess.Popen[bytes], with_helper: bool) ->
                 timeout=10,
             ).returncode
             if rc == 0:
-                return
+                return sup_pid
             time.sleep(0.2)
         raise TimeoutError(f"netns lab test helper not reachable; see {state}/logs")
+    return sup_pid
 
 
 def _pid_is_ours(pid: int) -> bool:
@@ -281,8 +280,8 @@ def configure(
     if profile is not None:
         if scenario is None:
             raise ValueError("changing the profile needs the scenario")
-        pick_profile(scenario, profile)  # raises PlanError for an unknown name
-        fresh = make_plan(scenario, profile=profile)
+        pick_profile(scenario, profile or None)  # raises PlanError for an unknown name
+        fresh = make_plan(scenario, profile=profile or None)
         plan.censor.sni_reset = fresh.censor.sni_reset
         plan.censor.sni_drop = fresh.censor.sni_drop
         plan.profile, plan.probe_asn = fresh.profile, fresh.probe_asn
@@ -298,6 +297,11 @@ def configure(
             plan.curfew_start, plan.curfew_stop = curfew
     state = state_dir()
     _write_json(state / "plan.json", plan.to_dict())
+    lab_json = state / "lab.json"
+    if lab_json.exists():
+        lab = json.loads(lab_json.read_text(encoding="utf-8"))
+        lab.update(probe_asn=plan.probe_asn, probe_network_name=plan.probe_network_name)
+        _write_json(lab_json, lab)
     topology.set_shutdown(plan)
     pid_file = state / "pids" / "censor.pid"
     pid = int(pid_file.read_text(encoding="utf-8")) if pid_file.exists() else 0

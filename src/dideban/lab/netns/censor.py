@@ -35,6 +35,11 @@ FILTERED_PORTS = frozenset({53, 80, 443})
 FLOW_IDLE = 300.0
 
 
+def _offends(data: bytes) -> bool:
+    """Long enough to judge (HTTP's fingerprint needs 8 bytes) and not an allowed protocol."""
+    return len(data) >= 8 and not packets.looks_like_protocol(data)
+
+
 @dataclass
 class Decision:
     accept: bool
@@ -48,15 +53,22 @@ class _Flow:
     last: float
     data_packets: int = 0
     censored: bool = False
+    # Protocol filter: "pending" until the first data packets are judged, then "allowed".
+    filter_state: str = "pending"
+    filter_bytes: bytes = b""
 
 
 class Censor:
     """Per-packet censorship decisions over client -> server packets.
 
-    The protocol filter follows Bock et al. (FOCI 2020): on ports 53/80/443 each of the first
-    two client data packets of a TCP flow must look like DNS, HTTP or TLS. Otherwise the
-    (client, server, port) triple is blocked for `protocol_filter_window` seconds, dropping
-    every packet, new flows included; each new offending flow restarts the timer.
+    The protocol filter follows Bock et al. (FOCI 2020, "Detecting and Evading
+    Censorship-in-Depth: A Case Study of Iran's Protocol Filter"): on TCP ports 53/80/443 it
+    looks at the first two data packets of a flow from the client, together. If they do not
+    look like DNS, HTTP or TLS, every later packet of the flow is dropped and the destination
+    (client, server, port) is blocked for `protocol_filter_window` seconds (60 in Iran): data
+    packets of any flow to it are dropped, and each new non-conforming flow to it restarts the
+    timer. The handshake of a new flow still completes, so a blocked HTTPS site shows up as
+    a TLS handshake timeout.
     """
 
     def __init__(self, plan: CensorPlan, clock: Callable[[], float] = time.monotonic) -> None:
@@ -111,10 +123,6 @@ class Censor:
 
     def _tcp(self, pkt: packets.Packet, now: float) -> Decision:
         plan = self.plan
-        key3 = (pkt.src, pkt.dst, pkt.dport)
-        until = self.blocked.get(key3)
-        if until is not None and until > now:
-            return Decision(False, reason="protocol_filter")
         flow = self.flows.get(pkt.flow)
         if flow is None or (pkt.flags & packets.TCP_SYN and not pkt.flags & packets.TCP_ACK):
             flow = self.flows[pkt.flow] = _Flow(start=now, last=now)
@@ -131,15 +139,24 @@ class Censor:
         if not pkt.payload:
             return Decision(True)
         flow.data_packets += 1
-        if (
-            plan.protocol_filter_window > 0
-            and pkt.dport in FILTERED_PORTS
-            and flow.data_packets <= 2
-            and not packets.looks_like_protocol(pkt.payload)
-        ):
-            self.blocked[key3] = now + plan.protocol_filter_window
-            flow.censored = True
+        filtered = plan.protocol_filter_window > 0 and pkt.dport in FILTERED_PORTS
+        key3 = (pkt.src, pkt.dst, pkt.dport)
+        until = self.blocked.get(key3)
+        if filtered and until is not None and until > now:
+            if flow.data_packets == 1 and _offends(pkt.payload):
+                self.blocked[key3] = now + plan.protocol_filter_window
             return Decision(False, reason="protocol_filter")
+        if filtered and flow.filter_state == "pending":
+            flow.filter_bytes += pkt.payload
+            if packets.looks_like_protocol(flow.filter_bytes):
+                flow.filter_state = "allowed"
+            elif flow.data_packets >= 2 or _offends(flow.filter_bytes):
+                self.blocked[key3] = now + plan.protocol_filter_window
+                flow.censored = True
+                # The packet that gave the flow away still passes; the rest are dropped.
+                return Decision(flow.data_packets == 1, reason="protocol_filter")
+            else:
+                return Decision(True)
         sni = packets.tls_sni(pkt.payload)
         if sni is not None:
             if matches(sni, plan.sni_reset):

@@ -88,7 +88,13 @@ def supervise(state: Path, with_test_helper: bool) -> None:
 
 def main(argv: list[str]) -> None:
     if not argv:
-        raise SystemExit("usage: python -m dideban.lab.netns.supervisor STATE_DIR [--test-helper]")
+        raise SystemExit(
+            "usage: python -m dideban.lab.netns.supervisor STATE_DIR [--test-helper] [--daemon]"
+        )
+    if "--daemon" in argv[1:] and os.fork() > 0:
+        # The caller waits for this parent; the supervisor is re-parented to init, so the
+        # caller never holds a child process it would have to reap.
+        os._exit(0)
     supervise(Path(argv[0]), "--test-helper" in argv[1:])
 
 
