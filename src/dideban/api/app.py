@@ -10,12 +10,12 @@ from __future__ import annotations
 import csv
 import io
 import math
+import pathlib
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
@@ -31,6 +31,9 @@ from dideban.api.reader import QueryTimeout, Reader, iso
 # The longest a single query may run before it is interrupted (seconds).
 DEFAULT_QUERY_TIMEOUT = 5.0
 MAX_LIMIT = 1000
+
+# OONI's measurement uids: `20231101164541.064089_IT_webconnectivity_0123abcd...`.
+UID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 Filt = Annotated[q.Filters, Depends(filters_dependency)]
 
@@ -158,7 +161,7 @@ def _row_out(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def create_app(
-    db_path: str | Path,
+    db_path: str | pathlib.Path,
     *,
     query_timeout: float = DEFAULT_QUERY_TIMEOUT,
     dashboard: bool = True,
@@ -285,7 +288,9 @@ def create_app(
         responses=ERROR_RESPONSES,
         summary="One measurement: raw data, observations and the verdict explained",
     )
-    def get_measurement(measurement_uid: str) -> dict[str, Any]:
+    def get_measurement(
+        measurement_uid: Annotated[str, Path(pattern=UID_PATTERN, max_length=200)],
+    ) -> dict[str, Any]:
         detail = measurement_detail(reader, measurement_uid)
         if detail is None:
             raise ApiError(404, "not_found", f"no measurement {measurement_uid!r} in the store")

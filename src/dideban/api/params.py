@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated
 
 from fastapi import Query
 from fastapi.exceptions import RequestValidationError
+from pydantic import BeforeValidator
 
 from dideban.api.query import Filters, naive_utc, normalize_asn, split_list
 
@@ -31,6 +33,20 @@ def _when(field: str, value: dt.datetime | None) -> dt.datetime | None:
         return naive_utc(value)
     except (OverflowError, ValueError):
         raise _bad(field, "date out of range") from None
+
+
+# pydantic would also take a bare number as a Unix time; the API takes ISO 8601 only
+# (`2024-01-02`, `2024-01-02T03:04:05`, with an optional offset), as documented.
+_ISO = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ].*)?$")
+
+
+def _iso_only(value: object) -> object:
+    if isinstance(value, str) and not _ISO.match(value):
+        raise ValueError("expected an ISO 8601 date or date-time (YYYY-MM-DD[THH:MM:SS][Z])")
+    return value
+
+
+IsoDateTime = Annotated[dt.datetime, BeforeValidator(_iso_only)]
 
 
 def filters_dependency(
@@ -74,10 +90,10 @@ def filters_dependency(
         ),
     ] = None,
     since: Annotated[
-        dt.datetime | None,
+        IsoDateTime | None,
         Query(description="Measurements at or after this time (UTC unless an offset is given)"),
     ] = None,
-    until: Annotated[dt.datetime | None, Query(description="Measurements before this time")] = None,
+    until: Annotated[IsoDateTime | None, Query(description="Measurements before this time")] = None,
     anomaly: Annotated[bool | None, Query()] = None,
     confirmed: Annotated[bool | None, Query()] = None,
     failure: Annotated[bool | None, Query()] = None,

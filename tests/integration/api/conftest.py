@@ -1,0 +1,36 @@
+"""A small store of synthetic verdicts whose counts the tests compute independently."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from dideban.api.app import create_app
+from dideban.api.samplestore import build_sample_store
+from dideban.model.verdict import Verdict
+
+
+@pytest.fixture(scope="session")
+def sample_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Verdict]]:
+    return build_sample_store(tmp_path_factory.mktemp("api-store"), n=400, seed=5)
+
+
+@pytest.fixture(scope="session")
+def app(sample_store: tuple[Path, list[Verdict]]) -> FastAPI:
+    return create_app(sample_store[0])
+
+
+@pytest.fixture
+def verdicts(sample_store: tuple[Path, list[Verdict]]) -> list[Verdict]:
+    return sample_store[1]
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://dideban.test") as c:
+        yield c
