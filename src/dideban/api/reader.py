@@ -33,13 +33,18 @@ Row = dict[str, Any]
 class Reader:
     """Read-only queries with a time limit against a Dideban store (DuckDB file)."""
 
-    def __init__(self, db_path: str | Path, *, timeout: float = 5.0) -> None:
+    def __init__(
+        self, db_path: str | Path, *, timeout: float = 5.0, threads: int | None = None
+    ) -> None:
         self.db_path = Path(db_path)
         self.timeout = timeout
         if not self.db_path.exists():
             raise StoreUnavailable(f"store {self.db_path} does not exist")
         try:
-            self._conn = duckdb.connect(str(self.db_path), read_only=True)
+            config: dict[str, str | bool | int | float | list[str]] = {}
+            if threads:
+                config["threads"] = threads
+            self._conn = duckdb.connect(str(self.db_path), read_only=True, config=config)
         except duckdb.Error as exc:
             raise StoreUnavailable(f"cannot open store {self.db_path}: {exc}") from exc
         tables = {

@@ -32,6 +32,16 @@ PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 # "Now" on the home page: this many days up to the newest measurement in the store.
 RECENT_DAYS = 30
 PAGE_SIZE = 50
+# One colour per verdict kind on every chart, so a chart reads the same on every page.
+COLORS = {
+    "dns": "#d62728",
+    "tcp_ip": "#ff7f0e",
+    "tls": "#9467bd",
+    "http-failure": "#8c564b",
+    "http-diff": "#e377c2",
+    "failure": "#bcbd22",
+    "ok": "#9fb3c8",
+}
 
 _ENV = Environment(
     loader=PackageLoader("dideban.web", "templates"),
@@ -391,6 +401,8 @@ def _traces(
     for name in names:
         xs, ys = groups[name]
         trace: dict[str, Any] = {"type": kind, "name": name, "x": xs, "y": ys}
+        if name in COLORS:
+            trace["marker"] = {"color": COLORS[name]}
         if kind == "scatter":
             trace["mode"] = "lines+markers"
         traces.append(trace)
