@@ -26,7 +26,7 @@ from dideban import __version__
 from dideban.api import query as q
 from dideban.api.explain import explain
 from dideban.api.params import filters_dependency
-from dideban.api.reader import QueryTimeout, Reader, iso
+from dideban.api.reader import QueryTimeout, Reader, StoreBusy, iso
 
 # The longest a single query may run before it is interrupted (seconds).
 DEFAULT_QUERY_TIMEOUT = 5.0
@@ -132,6 +132,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "Invalid request"},
     404: {"model": ErrorResponse, "description": "Not found"},
     500: {"model": ErrorResponse, "description": "Internal error"},
+    503: {"model": ErrorResponse, "description": "The store is being written; retry"},
     504: {"model": ErrorResponse, "description": "Query ran past the time limit"},
 }
 
@@ -140,6 +141,7 @@ _STATUS_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     413: "request_too_large",
+    503: "store_busy",
     504: "query_timeout",
 }
 
@@ -166,11 +168,13 @@ def create_app(
     query_timeout: float = DEFAULT_QUERY_TIMEOUT,
     dashboard: bool = True,
     threads: int | None = None,
+    hold_connection: bool = False,
 ) -> FastAPI:
     """The API (and, unless `dashboard=False`, the dashboard) over the store at `db_path`.
 
-    `threads` caps DuckDB's worker threads (default: one per core)."""
-    reader = Reader(db_path, timeout=query_timeout, threads=threads)
+    `threads` caps DuckDB's worker threads (default: one per core); `hold_connection` keeps
+    one read-only connection open instead of one per query (see `Reader`)."""
+    reader = Reader(db_path, timeout=query_timeout, threads=threads, hold=hold_connection)
     app = FastAPI(
         title="Dideban open data API",
         version=__version__,
@@ -199,6 +203,10 @@ def create_app(
     @app.exception_handler(QueryTimeout)
     async def _timeout(request: Request, exc: QueryTimeout) -> JSONResponse:
         return error_response(504, "query_timeout", str(exc))
+
+    @app.exception_handler(StoreBusy)
+    async def _busy(request: Request, exc: StoreBusy) -> JSONResponse:
+        return error_response(503, "store_busy", str(exc))
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> JSONResponse:

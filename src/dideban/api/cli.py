@@ -15,6 +15,11 @@ def serve(
     query_timeout: Annotated[
         float, typer.Option(min=0.1, help="Seconds before a query is interrupted")
     ] = 5.0,
+    hold_connection: Annotated[
+        bool,
+        typer.Option(help="Keep one read-only connection (faster; blocks `dideban ingest`)"),
+    ] = False,
+    threads: Annotated[int, typer.Option(min=0, help="DuckDB threads (0: one per core)")] = 0,
 ) -> None:
     """Serve the API (/api/v1) and the dashboard (/) over a store, read-only."""
     import uvicorn
@@ -23,7 +28,12 @@ def serve(
     from dideban.api.reader import StoreUnavailable
 
     try:
-        app = create_app(db, query_timeout=query_timeout)
+        app = create_app(
+            db,
+            query_timeout=query_timeout,
+            hold_connection=hold_connection,
+            threads=threads or None,
+        )
     except StoreUnavailable as exc:
         typer.echo(f"dideban serve: {exc}", err=True)
         raise typer.Exit(2) from None

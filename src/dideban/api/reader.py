@@ -12,6 +12,7 @@ import datetime as dt
 import gzip
 import json
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,54 +28,118 @@ class StoreUnavailable(Exception):
     """The store file cannot be opened or lacks the tables the API reads."""
 
 
+class StoreBusy(Exception):
+    """The writer held the store's file lock for longer than the reader waits."""
+
+
 Row = dict[str, Any]
 
 
 class Reader:
-    """Read-only queries with a time limit against a Dideban store (DuckDB file)."""
+    """Read-only queries with a time limit against a Dideban store (DuckDB file).
+
+    DuckDB lets one process open a file read-write, and only while no other process has it
+    open at all. So by default every query opens its own short-lived read-only connection and
+    closes it, which leaves the file free for `dideban ingest` between queries; a query that
+    finds the writer's lock retries for up to `busy_wait` seconds. Opening costs ~10 ms on a
+    10-million-row store (see bench/api.py). With `hold=True` the reader keeps one connection
+    (faster, for an archive no writer touches), and reopens it when the file is replaced
+    (a writer that publishes snapshots by atomic rename).
+    """
 
     def __init__(
-        self, db_path: str | Path, *, timeout: float = 5.0, threads: int | None = None
+        self,
+        db_path: str | Path,
+        *,
+        timeout: float = 5.0,
+        threads: int | None = None,
+        hold: bool = False,
+        busy_wait: float = 3.0,
     ) -> None:
         self.db_path = Path(db_path)
         self.timeout = timeout
+        self.hold = hold
+        self.busy_wait = busy_wait
+        self._config: dict[str, str | bool | int | float | list[str]] = {}
+        if threads:
+            self._config["threads"] = threads
+        self._lock = threading.Lock()
+        self._held: duckdb.DuckDBPyConnection | None = None
+        self._held_id: tuple[int, int] | None = None
         if not self.db_path.exists():
             raise StoreUnavailable(f"store {self.db_path} does not exist")
         try:
-            config: dict[str, str | bool | int | float | list[str]] = {}
-            if threads:
-                config["threads"] = threads
-            self._conn = duckdb.connect(str(self.db_path), read_only=True, config=config)
-        except duckdb.Error as exc:
+            conn = self._connect()
+        except (duckdb.Error, StoreBusy) as exc:
             raise StoreUnavailable(f"cannot open store {self.db_path}: {exc}") from exc
-        tables = {
-            r[0] for r in self._conn.execute("SELECT table_name FROM duckdb_tables()").fetchall()
-        }
-        if "verdicts" not in tables:
-            self._conn.close()
-            raise StoreUnavailable(f"store {self.db_path} has no verdicts table")
-        self.tables = tables
-        self.columns = {
-            t: [
-                r[0]
-                for r in self._conn.execute(
-                    "SELECT column_name FROM duckdb_columns() WHERE table_name = ? "
-                    "ORDER BY column_index",
-                    [t],
-                ).fetchall()
-            ]
-            for t in tables
-        }
+        try:
+            tables = {
+                r[0] for r in conn.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+            }
+            if "verdicts" not in tables:
+                raise StoreUnavailable(f"store {self.db_path} has no verdicts table")
+            self.tables = tables
+            self.columns = {
+                t: [
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT column_name FROM duckdb_columns() WHERE table_name = ? "
+                        "ORDER BY column_index",
+                        [t],
+                    ).fetchall()
+                ]
+                for t in tables
+            }
+        finally:
+            conn.close()
+
+    def _file_id(self) -> tuple[int, int]:
+        st = self.db_path.stat()
+        return st.st_ino, st.st_dev
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        deadline = time.monotonic() + self.busy_wait
+        delay = 0.01
+        while True:
+            try:
+                return duckdb.connect(str(self.db_path), read_only=True, config=self._config)
+            except duckdb.IOException as exc:
+                # "Could not set lock on file": the writer has it open right now.
+                if "lock" not in str(exc).lower():
+                    raise
+                if time.monotonic() + delay > deadline:
+                    raise StoreBusy(f"the store is being written ({exc})") from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.2)
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        """A connection (or cursor of the held one) for one query; the caller closes it."""
+        if not self.hold:
+            return self._connect()
+        with self._lock:
+            current = self._file_id()
+            if self._held is None or current != self._held_id:
+                # Close first: DuckDB hands out the already-open instance for a path while
+                # any connection to it lives, and that instance still reads the old file.
+                if self._held is not None:
+                    self._held.close()
+                    self._held = None
+                self._held = self._connect()
+                self._held_id = current
+            return self._held.cursor()
 
     def close(self) -> None:
-        self._conn.close()
+        with self._lock:
+            if self._held is not None:
+                self._held.close()
+                self._held = None
 
     def query(
         self, sql: str, params: Sequence[Any] = (), *, timeout: float | None = None
     ) -> list[Row]:
         """Run one SELECT; rows as dicts. Raises QueryTimeout past the time limit."""
         limit = self.timeout if timeout is None else timeout
-        cur = self._conn.cursor()
+        cur = self._cursor()
         fired = threading.Event()
 
         def _interrupt() -> None:
