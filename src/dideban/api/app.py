@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from dideban import __version__
 from dideban.api import query as q
 from dideban.api.explain import explain
+from dideban.api.limits import ConcurrencyLimit
 from dideban.api.params import filters_dependency
 from dideban.api.reader import QueryTimeout, Reader, StoreBusy, iso
 
@@ -169,11 +170,13 @@ def create_app(
     dashboard: bool = True,
     threads: int | None = None,
     hold_connection: bool = False,
+    max_in_flight: int = 32,
 ) -> FastAPI:
     """The API (and, unless `dashboard=False`, the dashboard) over the store at `db_path`.
 
     `threads` caps DuckDB's worker threads (default: one per core); `hold_connection` keeps
-    one read-only connection open instead of one per query (see `Reader`)."""
+    one read-only connection open instead of one per query (see `Reader`); past
+    `max_in_flight` concurrent requests the server answers 503 `overloaded`."""
     reader = Reader(db_path, timeout=query_timeout, threads=threads, hold=hold_connection)
     app = FastAPI(
         title="Dideban open data API",
@@ -186,6 +189,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.reader = reader
+    app.add_middleware(ConcurrencyLimit, max_in_flight=max_in_flight)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -20,6 +20,9 @@ def serve(
         typer.Option(help="Keep one read-only connection (faster; blocks `dideban ingest`)"),
     ] = False,
     threads: Annotated[int, typer.Option(min=0, help="DuckDB threads (0: one per core)")] = 0,
+    max_in_flight: Annotated[
+        int, typer.Option(min=1, help="Requests served at once; more get 503 overloaded")
+    ] = 32,
 ) -> None:
     """Serve the API (/api/v1) and the dashboard (/) over a store, read-only."""
     import uvicorn
@@ -33,6 +36,7 @@ def serve(
             query_timeout=query_timeout,
             hold_connection=hold_connection,
             threads=threads or None,
+            max_in_flight=max_in_flight,
         )
     except StoreUnavailable as exc:
         typer.echo(f"dideban serve: {exc}", err=True)

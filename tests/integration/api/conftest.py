@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -20,8 +20,10 @@ def sample_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[V
 
 
 @pytest.fixture(scope="session")
-def app(sample_store: tuple[Path, list[Verdict]]) -> FastAPI:
-    return create_app(sample_store[0])
+def app(sample_store: tuple[Path, list[Verdict]]) -> Iterator[FastAPI]:
+    app = create_app(sample_store[0])
+    yield app
+    app.state.reader.close()
 
 
 @pytest.fixture

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -152,3 +154,27 @@ async def test_openapi_documents_the_error_shape(client: httpx.AsyncClient, app:
         )
     params = {p["name"] for p in schema["paths"]["/api/v1/aggregation"]["get"]["parameters"]}
     assert {"axis_x", "axis_y", "time_grain", "format", "probe_cc", "since", "until"} <= params
+
+
+async def test_requests_past_the_concurrency_cap_get_503(
+    sample_store: tuple[Path, list[Verdict]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = create_app(sample_store[0], dashboard=False, max_in_flight=1)
+    real_query = app.state.reader.query
+
+    def slow_query(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(0.5)
+        return real_query(*args, **kwargs)
+
+    monkeypatch.setattr(app.state.reader, "query", slow_query)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        first, second = await asyncio.gather(
+            c.get("/api/v1/aggregation"),
+            c.get("/api/v1/aggregation", params={"axis_x": "probe_cc"}),
+        )
+        statuses = sorted([first.status_code, second.status_code])
+        assert statuses == [200, 503]
+        rejected = first if first.status_code == 503 else second
+        assert rejected.json()["error"]["code"] == "overloaded"
+        # Once the first is done, the next request is served.
+        assert (await c.get("/api/v1/aggregation")).status_code == 200
