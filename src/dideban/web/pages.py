@@ -32,6 +32,12 @@ PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 # "Now" on the home page: this many days up to the newest measurement in the store.
 RECENT_DAYS = 30
 PAGE_SIZE = 50
+# Pages may load nothing from another host; plotly draws with inline styles and data: images.
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob:; connect-src 'self'; font-src 'self'; object-src 'none'; "
+    "base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
 # One colour per verdict kind on every chart, so a chart reads the same on every page.
 COLORS = {
     "dns": "#d62728",
@@ -88,7 +94,7 @@ def register_pages(app: FastAPI, reader: Reader) -> None:
 
     def render(name: str, status: int = 200, **context: Any) -> HTMLResponse:
         html = _ENV.get_template(name).render(**context)
-        return HTMLResponse(html, status_code=status)
+        return HTMLResponse(html, status_code=status, headers={"Content-Security-Policy": CSP})
 
     def bad_request(request: Request, message: str) -> HTMLResponse:
         return render("error.html", 400, title="Bad request", message=message, request=request)
