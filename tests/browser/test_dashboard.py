@@ -178,3 +178,32 @@ def test_bad_input_gets_a_page_not_a_crash(live_server: LiveServer, desktop: Pag
     assert "since" in desktop.page.locator("#error-message").inner_text()
     response = desktop.page.goto(live_server.url + "/country/ZZ")
     assert response is not None and response.status == 404
+
+
+def test_country_date_filter_narrows_table_and_chart(
+    live_server: LiveServer, desktop: PageWatch
+) -> None:
+    page = _open(desktop, live_server.url + "/country/IR")
+    days_before = page.locator("[data-figure]").first.evaluate(
+        "el => new Set(el.data.flatMap(t => t.x)).size"
+    )
+    page.fill("input[name=since]", "2026-11-01")
+    page.click("form.inline button[type=submit]")
+    page.wait_for_url("**/country/IR?*since=2026-11-01*")
+    expected = [
+        v
+        for v in live_server.verdicts
+        if v.probe_cc == "IR" and v.measurement_start_time >= dt.datetime(2026, 11, 1)
+    ]
+    assert page.locator("p.muted").first.inner_text().startswith(f"{len(expected)} measurements")
+    days_after = page.locator("[data-figure]").first.evaluate(
+        "el => new Set(el.data.flatMap(t => t.x)).size"
+    )
+    assert 0 < days_after < days_before
+    first_days = page.locator("[data-figure]").first.evaluate(
+        "el => el.data.flatMap(t => t.x).sort()[0]"
+    )
+    assert first_days >= "2026-11-01"
+    since = page.locator("#blocked-domains tbody tr td:nth-child(4)").all_inner_texts()
+    assert since and all(s >= "2026-11-01" for s in since)
+    assert desktop.errors == []
