@@ -52,9 +52,15 @@ def _leftovers() -> list[str]:
     return found
 
 
-def test_down_after_a_crash_leaves_nothing() -> None:
+@pytest.fixture(autouse=True)
+def _private_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DIDEBAN_STATE_DIR", str(tmp_path))
+
+
+def test_down_after_a_crash_leaves_nothing(tmp_path: Path) -> None:
     sc = load_scenario(str(HERE / "lab.yaml"))
     netns.up(sc, test_helper=False)
+    assert (tmp_path / "lab" / f"{sc.name}.json").exists()
     pids = _pids()
     assert set(pids) == {"supervisor", "censor", "inet", "domestic"}
     assert all(_alive(p) for p in pids.values())
@@ -70,6 +76,7 @@ def test_down_after_a_crash_leaves_nothing() -> None:
         time.sleep(0.05)
     assert not any(_alive(p) for p in pids.values())
     assert _leftovers() == []
+    assert not (tmp_path / "lab" / f"{sc.name}.json").exists()
     assert netns.down() == []  # idempotent
 
 

@@ -28,7 +28,7 @@ from netns_probe_sockets import (
     udp_echo,
 )
 
-from dideban.lab import netns
+from dideban.lab import find_running_lab, netns
 from dideban.lab.netns import plan as P
 from dideban.lab.netns import topology
 from dideban.lab.scenario import Scenario, load_scenario
@@ -45,10 +45,13 @@ def scenario() -> Scenario:
 
 
 @pytest.fixture(scope="module")
-def lab(scenario: Scenario) -> Iterator[LabNetwork]:
-    network = netns.up(scenario, protocol_filter_window=2.0, test_helper=False)
-    yield network
-    netns.down()
+def lab(scenario: Scenario, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabNetwork]:
+    # The lab announces itself in the state dir `find_running_lab` reads: keep it private.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DIDEBAN_STATE_DIR", str(tmp_path_factory.mktemp("state")))
+        network = netns.up(scenario, protocol_filter_window=2.0, test_helper=False)
+        yield network
+        netns.down()
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +74,16 @@ def test_lab_network_describes_the_netns_lab(lab: LabNetwork) -> None:
     assert "BEGIN CERTIFICATE" in lab.ca_pem
     saved = LabNetwork.from_json((netns.state_dir() / "lab.json").read_text(encoding="utf-8"))
     assert saved.pid == lab.pid and saved.probe_view == lab.probe_view
+
+
+def test_lab_is_announced_for_the_probe_and_guarded_on_the_host(lab: LabNetwork) -> None:
+    found = find_running_lab(lab.name)
+    assert found is not None and found.pid == lab.pid and found.probe_view.direct
+    guard = topology.run(["iptables", "-S", topology.HOST_LEAK_CHAIN])
+    for r in topology.RANGES:
+        assert f"-A {topology.HOST_LEAK_CHAIN} -d {r} ! -o lo -j REJECT" in guard
+    hooks = topology.run(["iptables", "-S", "OUTPUT"])
+    assert f"-A OUTPUT -j {topology.HOST_LEAK_CHAIN}" in hooks
 
 
 def test_dns_censorship_at_the_isp_resolver(probe: InNamespace, scenario: Scenario) -> None:

@@ -66,10 +66,13 @@ def iran() -> Scenario:
 
 
 @pytest.fixture(scope="module")
-def lab(iran: Scenario) -> Iterator[LabNetwork]:
-    network = netns.up(iran, test_helper=True)
-    yield network
-    netns.down()
+def lab(iran: Scenario, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabNetwork]:
+    # up() announces the lab in this state dir; the probe (same environment) finds it there.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DIDEBAN_STATE_DIR", str(tmp_path_factory.mktemp("state")))
+        network = netns.up(iran, test_helper=True)
+        yield network
+        netns.down()
 
 
 def _probe_args(name: str) -> list[str]:

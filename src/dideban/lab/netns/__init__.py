@@ -38,6 +38,7 @@ from dideban.lab.netns.plan import (
     pick_profile,
 )
 from dideban.lab.scenario import Scenario
+from dideban.lab.state import read_state, write_state
 from dideban.model.labnet import LabNetwork, LabView
 
 __all__ = [
@@ -146,6 +147,10 @@ def up(
         raise
     network = LabNetwork.from_dict({**json.loads(network.to_json()), "pid": sup_pid})
     (state / "lab.json").write_text(network.to_json(), encoding="utf-8")
+    # Announce it where `find_running_lab` looks, so `ip netns exec dideban-probe dideban run
+    # websites --lab NAME` reuses it (from the host namespace the leak guard refuses its
+    # addresses).
+    (state / "registered").write_text(str(write_state(network)), encoding="utf-8")
     return network
 
 
@@ -231,6 +236,14 @@ def down() -> list[str]:
         removed += topology.delete_namespaces()
         if shutil.which("iptables") and topology.remove_host_leak_counters():
             removed.append(f"host iptables chain {topology.HOST_LEAK_CHAIN}")
+    registered = state / "registered"
+    if registered.exists():
+        path = Path(registered.read_text(encoding="utf-8"))
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            lab = json.loads((state / "lab.json").read_text(encoding="utf-8"))
+            if read_state(path).pid == lab["pid"]:
+                path.unlink()
+                removed.append(f"lab state {path}")
     if state.exists():
         shutil.rmtree(state, ignore_errors=True)
         removed.append(f"state {state}")
@@ -302,6 +315,9 @@ def configure(
         lab = json.loads(lab_json.read_text(encoding="utf-8"))
         lab.update(probe_asn=plan.probe_asn, probe_network_name=plan.probe_network_name)
         _write_json(lab_json, lab)
+        registered = state / "registered"
+        if registered.exists():
+            write_state(LabNetwork.from_dict(lab), Path(registered.read_text()).parent)
     topology.set_shutdown(plan)
     pid_file = state / "pids" / "censor.pid"
     pid = int(pid_file.read_text(encoding="utf-8")) if pid_file.exists() else 0

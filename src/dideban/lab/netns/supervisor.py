@@ -8,6 +8,8 @@ supervisor was killed.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -43,14 +45,20 @@ def _start(name: str, cmd: list[str], state: Path) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
     )
-    (state / "pids" / f"{name}.pid").write_text(f"{proc.pid}\n", encoding="utf-8")
+    _write_pid(state / "pids" / f"{name}.pid", proc.pid)
     return proc
+
+
+def _write_pid(path: Path, pid: int) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(f"{pid}\n", encoding="utf-8")
+    tmp.replace(path)  # atomic: a reader never sees a half-written pidfile
 
 
 def supervise(state: Path, with_test_helper: bool) -> None:
     (state / "logs").mkdir(exist_ok=True)
     (state / "pids").mkdir(exist_ok=True)
-    (state / "pids" / "supervisor.pid").write_text(f"{os.getpid()}\n", encoding="utf-8")
+    _write_pid(state / "pids" / "supervisor.pid", os.getpid())
     cmds = commands(state, with_test_helper=with_test_helper)
     procs = {name: _start(name, cmd, state) for name, cmd in cmds.items()}
     restarts = dict.fromkeys(cmds, 0)
@@ -84,6 +92,11 @@ def supervise(state: Path, with_test_helper: bool) -> None:
             proc.wait(2)
         (state / "pids" / f"{name}.pid").unlink(missing_ok=True)
     (state / "pids" / "supervisor.pid").unlink(missing_ok=True)
+    # Withdraw the lab's announcement (see `up`) if it is still ours.
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        registered = Path((state / "registered").read_text(encoding="utf-8"))
+        if json.loads(registered.read_text(encoding="utf-8"))["pid"] == os.getpid():
+            registered.unlink()
 
 
 def main(argv: list[str]) -> None:

@@ -187,11 +187,19 @@ def tc_batch(plan: Plan) -> str:
 
 
 def host_leak_rules() -> list[list[str]]:
-    """Host-side counters: any packet from or to the lab ranges seen outside loopback."""
+    """Host-side guard and counters for packets from or to the lab ranges outside loopback.
+
+    The host's default route would carry a lab address out of the machine (198.18.0.0/15 is
+    not routed locally), e.g. if a direct lab view were used outside the probe namespace.
+    While the lab is up these rules refuse such packets locally and count them.
+    """
     rules = []
     for r in RANGES:
-        rules.append(["-A", HOST_LEAK_CHAIN, "!", "-o", "lo", "-s", r])
-        rules.append(["-A", HOST_LEAK_CHAIN, "!", "-o", "lo", "-d", r])
+        rules.append(["-A", HOST_LEAK_CHAIN, "!", "-o", "lo", "-s", r, "-j", "DROP"])
+        rules.append(
+            ["-A", HOST_LEAK_CHAIN, "!", "-o", "lo", "-d", r, "-j", "REJECT",
+             "--reject-with", "icmp-net-unreachable"]
+        )  # fmt: skip
     return rules
 
 
