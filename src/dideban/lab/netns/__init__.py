@@ -332,7 +332,3 @@ def configure(
             return plan
         time.sleep(0.05)
     raise TimeoutError("the censor daemon did not reload its plan")
-
-
-def censor_namespace() -> str:
-    return NS_CENSOR
