@@ -29,7 +29,6 @@ from dideban.lab.netns import topology
 from dideban.lab.netns.plan import (
     HONEST_RESOLVER,
     ISP_RESOLVER,
-    NS_CENSOR,
     NS_PROBE,
     TEST_HELPER_IP,
     Plan,
