@@ -143,8 +143,8 @@ def down() -> None:
             path.unlink(missing_ok=True)
             console.print(f"removed stale state {path}")
             continue
-        if network.pid == os.getpid():
-            continue
+        if network.pid == os.getpid() or network.probe_view.direct:
+            continue  # a netns lab announces itself here too: netns.down() below removes it
         os.kill(network.pid, signal.SIGTERM)
         deadline = time.monotonic() + 10
         while pid_alive(network.pid) and path.exists() and time.monotonic() < deadline:
@@ -180,6 +180,8 @@ def status() -> None:
             console.print(f"{path}: unreadable state file")
             continue
         state = "running" if alive else "not running (stale state file)"
+        if network.probe_view.direct:
+            state += " (netns lab)"
         console.print(
             f"{network.name}: {state}, pid {network.pid}, {network.probe_cc} "
             f"{network.probe_asn}, ISP resolver {network.probe_view.resolver}, honest "
