@@ -132,8 +132,17 @@ class _DnsUdp(asyncio.DatagramProtocol):
             if delay <= 0:
                 self._send(reply, addr)
             else:
-                handle = loop.call_later(delay, self._send, reply, addr)
-                self.pending.add(handle)
+                self._send_later(loop, delay, reply, addr)
+
+    def _send_later(
+        self, loop: asyncio.AbstractEventLoop, delay: float, reply: bytes, addr: tuple[str, int]
+    ) -> None:
+        def fire() -> None:
+            self.pending.discard(handle)
+            self._send(reply, addr)
+
+        handle = loop.call_later(delay, fire)
+        self.pending.add(handle)
 
     def _send(self, reply: bytes, addr: tuple[str, int]) -> None:
         if self._transport is not None and not self._transport.is_closing():
@@ -212,12 +221,14 @@ def _full_backlog_listener() -> tuple[socket.socket, list[socket.socket]]:
     held: list[socket.socket] = []
     for _ in range(16):
         c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        c.settimeout(0.05)
+        c.settimeout(0.1)
         try:
             c.connect(addr)
-        except (TimeoutError, OSError):
+        except OSError:
             c.close()
-            return listener, held
+            if held:  # the queue is full: this SYN was dropped
+                return listener, held
+            continue  # not even one got in: a fluke of a busy machine, try again
         held.append(c)
     for c in held:
         c.close()
@@ -418,10 +429,11 @@ class UserspaceLab:
             self._conns.add(task)
             try:
                 await handler(reader, writer)
-            except (OSError, EOFError, TimeoutError, ValueError, asyncio.IncompleteReadError):
-                pass
-            except asyncio.LimitOverrunError:
-                pass
+            except (OSError, EOFError, TimeoutError, asyncio.IncompleteReadError):
+                pass  # the peer went away, sent garbage or too little: its problem
+            except Exception:
+                # A lab server must outlive any one connection; keep the cause for debugging.
+                log.debug("lab connection handler failed", exc_info=True)
             except asyncio.CancelledError:
                 # The lab is stopping. Ending normally matters: asyncio's stream server
                 # calls exception() on this task, which raises for a cancelled one.
