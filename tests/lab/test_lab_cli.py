@@ -19,7 +19,8 @@ from typer.testing import CliRunner
 from dideban.lab import find_running_lab
 from dideban.lab import netns as netns_lab
 from dideban.lab.cli import register
-from dideban.lab.scenario import load_scenario
+from dideban.lab.scenario import Scenario, load_scenario
+from dideban.model.labnet import LabNetwork, LabView
 
 IR_CSV = Path(__file__).resolve().parents[2] / "src" / "dideban" / "data" / "test-lists" / "ir.csv"
 
@@ -127,3 +128,29 @@ def test_up_status_down(cli: tuple[typer.Typer, Path]) -> None:
             proc.stdout.close()
     result = CliRunner().invoke(app, ["lab", "status"])
     assert "no userspace lab running" in result.output
+
+
+def test_up_netns_delegates_to_the_netns_lab(
+    cli: tuple[typer.Typer, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app, _ = cli
+    seen: list[tuple[str, str | None]] = []
+
+    def fake_up(scenario: Scenario, *, profile: str | None = None) -> LabNetwork:
+        seen.append((scenario.name, profile))
+        return LabNetwork(
+            name=scenario.name,
+            probe_cc="IR",
+            probe_asn="AS58224",
+            probe_network_name="TCI",
+            probe_public_ip="203.0.113.7",
+            probe_view=LabView(resolver="198.18.0.53:53", direct=True),
+            control_view=LabView(resolver="198.18.0.54:53", direct=True),
+            ca_pem="",
+        )
+
+    monkeypatch.setattr(netns_lab, "up", fake_up)
+    result = CliRunner().invoke(app, ["lab", "up", "--netns", "--profile", "TCI-like"])
+    assert result.exit_code == 0, result.output
+    assert seen == [("iran", "TCI-like")]
+    assert "netns lab iran up" in result.output

@@ -626,7 +626,9 @@ def start_lab_in_thread(
         target=loop.run_until_complete, args=(main(),), name="dideban-lab", daemon=True
     )
     thread.start()
-    ready.wait(60)
+    if not ready.wait(60):
+        loop.call_soon_threadsafe(lambda: [t.cancel() for t in asyncio.all_tasks(loop)])
+        raise RuntimeError("the lab did not start within 60 s")
     if "error" in result:
         thread.join(5)
         loop.close()
