@@ -1,1 +1,242 @@
-"""Ingest: reads raw measurements, runs the pipeline and writes the store (sits on both)."""
+"""Ingest: reads raw measurements, runs the pipeline and writes the store (sits on both).
+
+`ingest(paths, db)` is incremental and idempotent. For every input file the store keeps a
+watermark (`ingested_files`): for a plain `.jsonl` the byte offset just past the last complete
+line read, for a compressed one the number of complete lines read, for a `.json`/`.jsonc` file
+its size and mtime. A rerun reads only what is new (appended lines of a growing file, new
+files); a file whose size and mtime did not change is skipped. Rows and watermarks of a batch
+are committed in ONE transaction, and each batch opens and closes the file (see
+`dideban.store` for why readers can then work alongside), so a crash loses at most the batch
+in flight and the next run redoes exactly that batch. A measurement seen again (the same uid,
+e.g. a .json file rewritten) replaces its rows, never duplicates them.
+
+`reprocess(db)` recomputes observations and verdicts from the raw files the store points to,
+after rules or fingerprints changed; the raw files are only read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dideban.model.rawfile import is_jsonl, read_bytes
+from dideban.model.stored import IngestedFile, StoredMeasurement
+from dideban.model.verdict import Observation, Verdict
+from dideban.pipeline.analysis import analyze
+from dideban.pipeline.fingerprints import FingerprintDB
+from dideban.pipeline.readers import RawMeasurement, ReadError, iter_files, iter_lines, read_file
+from dideban.store import Batch, Store
+
+
+@dataclass
+class IngestReport:
+    files_seen: int = 0
+    files_read: int = 0
+    measurements: int = 0
+    batches: int = 0
+    errors: list[ReadError] = field(default_factory=list)
+
+
+def stored_of(raw: RawMeasurement, verdict: Verdict) -> StoredMeasurement:
+    return StoredMeasurement(
+        measurement_uid=raw.uid,
+        report_id=verdict.report_id,
+        input=verdict.input,
+        probe_cc=verdict.probe_cc,
+        probe_asn=verdict.probe_asn,
+        test_name=verdict.test_name,
+        measurement_start_time=verdict.measurement_start_time,
+        raw_path=raw.path,
+        raw_line=raw.line,
+        raw_index=raw.index,
+        uid_derived=raw.uid_derived,
+    )
+
+
+@dataclass
+class _Chunk:
+    """Measurements read from one file up to a new watermark."""
+
+    raws: list[RawMeasurement]
+    errors: list[ReadError]
+    mark: IngestedFile
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def _chunks(path: Path, old: IngestedFile | None, chunk: int) -> Iterator[_Chunk]:
+    st = path.stat()
+    if old is not None and old.size == st.st_size and old.mtime_ns == st.st_mtime_ns:
+        return
+    p = str(path)
+
+    def mark_at(bytes_done: int, lines: int, ms: int, errs: int) -> IngestedFile:
+        return IngestedFile(p, st.st_size, st.st_mtime_ns, bytes_done, lines, ms, errs, _now())
+
+    if not is_jsonl(path):
+        items = list(read_file(path))
+        raws = [r for r in items if isinstance(r, RawMeasurement)]
+        errs = [r for r in items if isinstance(r, ReadError)]
+        mark = mark_at(st.st_size, 0, len(raws), len(errs))
+        yield _Chunk(raws, errs, mark)
+        return
+    plain = not path.name.endswith((".gz", ".zst"))
+    lines_done = old.lines_done if old else 0
+    prev_m = old.measurements if old else 0
+    prev_e = old.errors if old else 0
+    if plain:
+        offset = old.bytes_done if old and old.bytes_done <= st.st_size else 0
+        if offset == 0:
+            lines_done, prev_m, prev_e = 0, 0, 0
+        with path.open("rb") as fh:
+            fh.seek(offset)
+            data = fh.read(st.st_size - offset)
+    else:
+        offset = 0
+        data = read_bytes(path)
+        skip = data.split(b"\n", lines_done)
+        if len(skip) <= lines_done:
+            return  # fewer complete lines than before: nothing new
+        consumed = sum(len(s) + 1 for s in skip[:lines_done])
+        data = data[consumed:]
+    end = data.rfind(b"\n")
+    if end < 0:
+        return  # no complete new line yet
+    data = data[: end + 1]
+    lines = data.split(b"\n")[:-1]
+    pos = 0
+    for start in range(0, len(lines), chunk):
+        part = lines[start : start + chunk]
+        blob = b"\n".join(part)
+        items = list(iter_lines(blob, p, first_line=lines_done + start + 1))
+        raws = [r for r in items if isinstance(r, RawMeasurement)]
+        errs = [r for r in items if isinstance(r, ReadError)]
+        pos += len(blob) + 1
+        prev_m += len(raws)
+        prev_e += len(errs)
+        mark = mark_at(
+            (offset + pos) if plain else 0, lines_done + start + len(part), prev_m, prev_e
+        )
+        yield _Chunk(raws, errs, mark)
+
+
+def _derive(
+    raws: Iterable[RawMeasurement], fpdb: FingerprintDB
+) -> tuple[list[StoredMeasurement], list[Observation], list[Verdict]]:
+    by_uid: dict[str, RawMeasurement] = {}
+    for r in raws:
+        by_uid[r.uid] = r  # the last copy of a uid wins within a batch
+    ms: list[StoredMeasurement] = []
+    obs: list[Observation] = []
+    vs: list[Verdict] = []
+    for raw in by_uid.values():
+        a = analyze(raw, fpdb)
+        ms.append(stored_of(raw, a.verdict))
+        obs.extend(a.observations)
+        vs.append(a.verdict)
+    return ms, obs, vs
+
+
+def ingest(
+    paths: Iterable[Path],
+    db: Path,
+    fpdb: FingerprintDB,
+    *,
+    batch_size: int = 2000,
+    on_batch: Callable[[int], None] | None = None,
+) -> IngestReport:
+    """Load new measurements under `paths` into the store at `db` (see module docstring)."""
+    report = IngestReport()
+    with Store.open(db) as store:
+        marks = store.watermarks()
+    pending: list[RawMeasurement] = []
+    pending_marks: dict[str, IngestedFile] = {}
+
+    def flush() -> None:
+        if not pending and not pending_marks:
+            return
+        ms, obs, vs = _derive(pending, fpdb)
+        with Store.open(db) as store:
+            store.write_batch(Batch(ms, obs, vs, list(pending_marks.values())))
+        report.batches += 1
+        report.measurements += len(ms)
+        pending.clear()
+        pending_marks.clear()
+        if on_batch is not None:
+            on_batch(report.batches)
+
+    for path in iter_files(paths):
+        report.files_seen += 1
+        try:
+            chunks = list(_chunks(path.resolve(), marks.get(str(path.resolve())), batch_size))
+        except OSError as exc:
+            report.errors.append(ReadError(str(path), None, f"cannot read: {exc}"))
+            continue
+        if chunks:
+            report.files_read += 1
+        for c in chunks:
+            pending.extend(c.raws)
+            report.errors.extend(c.errors)
+            pending_marks[c.mark.path] = c.mark
+            if len(pending) >= batch_size:
+                flush()
+    flush()
+    return report
+
+
+def reprocess(
+    db: Path,
+    fpdb: FingerprintDB,
+    *,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    batch_size: int = 2000,
+) -> tuple[int, list[str]]:
+    """Recompute observations and verdicts of the stored measurements in [since, until).
+    Returns (measurements redone, problems: measurements whose raw file is gone)."""
+    with Store.open(db) as store:
+        stored = store.stored_measurements(since, until)
+    by_file: dict[str, list[StoredMeasurement]] = {}
+    for m in stored:
+        by_file.setdefault(m.raw_path, []).append(m)
+    problems: list[str] = []
+    done = 0
+    obs: list[Observation] = []
+    vs: list[Verdict] = []
+
+    def flush() -> None:
+        nonlocal done
+        if vs:
+            with Store.open(db) as store:
+                store.replace_derived(obs, vs)
+            done += len(vs)
+            obs.clear()
+            vs.clear()
+
+    for raw_path, wanted in by_file.items():
+        keys = {(m.raw_line, m.raw_index): m for m in wanted}
+        p = Path(raw_path)
+        if not os.path.exists(p):
+            problems.extend(f"{m.measurement_uid}: {raw_path} is gone" for m in wanted)
+            continue
+        found = 0
+        for item in read_file(p):
+            if not isinstance(item, RawMeasurement):
+                continue
+            if (item.line, item.index) not in keys:
+                continue
+            found += 1
+            a = analyze(item, fpdb)
+            obs.extend(a.observations)
+            vs.append(a.verdict)
+            if len(vs) >= batch_size:
+                flush()
+        if found < len(keys):
+            problems.append(f"{raw_path}: {len(keys) - found} stored measurement(s) not found")
+    flush()
+    return done, problems

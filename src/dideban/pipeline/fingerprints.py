@@ -1,0 +1,222 @@
+"""Blocking fingerprints in OONI's blocking-fingerprints CSV schema, compiled for speed.
+
+Schema (see `src/dideban/data/fingerprints/SOURCE.md`): name, scope, location_found (`dns`,
+`body`, `header.<lowercase name>`), pattern_type (`full`, `prefix`, `contains`, `regexp`),
+pattern, expected_countries. Files: every `*.csv` in each folder; a folder with no CSV may hold
+OONI's JSON list form (`*.json`). A later folder's entry with the same name replaces the earlier.
+
+`confirmed` (our decision, after OONI's fastpath): a match confirms blocking when its scope is
+a known censor (nat, isp, prod, inst, injb, prov) and its expected_countries are empty or
+include the probe's country; `vbw` (vague blocking word) confirms only when expected_countries
+name the probe's country; `fp` (a known false-positive pattern) never confirms.
+
+Speed: the literal body patterns (contains, prefix, full: all but ~14) go into one
+Aho-Corasick automaton (pyahocorasick), so a body costs ONE scan whatever the number of
+fingerprints; a hit is then checked against its pattern type (prefix/full anchor). The few
+`regexp` patterns are joined into one alternation. DNS `full` patterns are a dict lookup.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import ahocorasick
+
+CONFIRMING_SCOPES = frozenset({"nat", "isp", "prod", "inst", "injb", "prov"})
+PATTERN_TYPES = ("full", "prefix", "contains", "regexp")
+
+
+class FingerprintError(ValueError):
+    """A fingerprint file that cannot be used (named file, row and reason)."""
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    name: str
+    scope: str
+    location: str  # dns | body | header.<name>
+    pattern_type: str
+    pattern: str
+    expected_countries: frozenset[str]
+
+    def confirms(self, probe_cc: str) -> bool:
+        if self.scope == "fp":
+            return False
+        if self.scope == "vbw":
+            return probe_cc in self.expected_countries
+        if self.scope in CONFIRMING_SCOPES:
+            return not self.expected_countries or probe_cc in self.expected_countries
+        return False
+
+    def regex_source(self) -> str:
+        if self.pattern_type == "regexp":
+            return self.pattern
+        escaped = re.escape(self.pattern)
+        if self.pattern_type == "full":
+            return r"\A" + escaped + r"\Z"
+        if self.pattern_type == "prefix":
+            return r"\A" + escaped
+        return escaped
+
+    def matches(self, value: str) -> bool:
+        if self.pattern_type == "full":
+            return value == self.pattern
+        if self.pattern_type == "prefix":
+            return value.startswith(self.pattern)
+        if self.pattern_type == "contains":
+            return self.pattern in value
+        return re.search(self.pattern, value) is not None
+
+
+@dataclass(frozen=True)
+class Match:
+    fingerprint: Fingerprint
+    confirmed: bool
+
+
+def _row_to_fp(row: Mapping[str, object], where: str) -> Fingerprint:
+    try:
+        name = str(row["name"]).strip()
+        location = str(row["location_found"]).strip()
+        ptype = str(row["pattern_type"]).strip()
+        pattern = str(row["pattern"])
+    except KeyError as exc:
+        raise FingerprintError(f"{where}: missing column {exc}") from None
+    if not name:
+        raise FingerprintError(f"{where}: empty name")
+    if ptype not in PATTERN_TYPES:
+        raise FingerprintError(f"{where}: unknown pattern_type {ptype!r}")
+    if location != "dns" and location != "body" and not location.startswith("header."):
+        raise FingerprintError(f"{where}: unknown location_found {location!r}")
+    if ptype == "regexp":
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise FingerprintError(f"{where}: bad regexp {pattern!r}: {exc}") from None
+    cc = row.get("expected_countries") or ""
+    ccs = cc if isinstance(cc, list) else str(cc).split(",")
+    return Fingerprint(
+        name=name,
+        scope=str(row.get("scope") or "").strip(),
+        location=location.lower(),
+        pattern_type=ptype,
+        pattern=pattern,
+        expected_countries=frozenset(c.strip().upper() for c in ccs if str(c).strip()),
+    )
+
+
+def load_folder(folder: Path) -> list[Fingerprint]:
+    if not folder.is_dir():
+        raise FingerprintError(f"{folder}: not a directory")
+    out: list[Fingerprint] = []
+    csvs = sorted(folder.glob("*.csv"))
+    if csvs:
+        for path in csvs:
+            with path.open(encoding="utf-8", newline="") as fh:
+                for i, row in enumerate(csv.DictReader(fh), start=2):
+                    out.append(_row_to_fp(row, f"{path}:{i}"))
+        return out
+    for path in sorted(folder.glob("*.json")):
+        try:
+            items = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise FingerprintError(f"{path}: not JSON: {exc}") from None
+        if not isinstance(items, list):
+            raise FingerprintError(f"{path}: expected a JSON list of fingerprints")
+        for i, item in enumerate(items):
+            if not isinstance(item, dict):
+                raise FingerprintError(f"{path}[{i}]: not an object")
+            out.append(_row_to_fp(item, f"{path}[{i}]"))
+    return out
+
+
+def default_folder() -> Path:
+    return Path(str(resources.files("dideban") / "data" / "fingerprints"))
+
+
+class FingerprintDB:
+    """Compiled fingerprints: `match_dns(answer)`, `match_body(text)`, `match_header(n, v)`."""
+
+    def __init__(self, fingerprints: Iterable[Fingerprint]) -> None:
+        by_name: dict[str, Fingerprint] = {}
+        for fp in fingerprints:
+            by_name[fp.name] = fp
+        self.fingerprints = list(by_name.values())
+        self._dns_full: dict[str, list[Fingerprint]] = {}
+        self._dns_other: list[Fingerprint] = []
+        self._body = [f for f in self.fingerprints if f.location == "body"]
+        self._headers: dict[str, list[Fingerprint]] = {}
+        for fp in self.fingerprints:
+            if fp.location == "dns":
+                if fp.pattern_type == "full":
+                    self._dns_full.setdefault(fp.pattern, []).append(fp)
+                else:
+                    self._dns_other.append(fp)
+            elif fp.location.startswith("header."):
+                self._headers.setdefault(fp.location[7:], []).append(fp)
+        self._body_literals: dict[str, list[Fingerprint]] = {}
+        self._body_regexps = [f for f in self._body if f.pattern_type == "regexp"]
+        for fp in self._body:
+            if fp.pattern_type != "regexp" and fp.pattern:
+                self._body_literals.setdefault(fp.pattern, []).append(fp)
+        self._automaton = ahocorasick.Automaton()
+        for literal, fps in self._body_literals.items():
+            self._automaton.add_word(literal, (literal, fps))
+        if self._body_literals:
+            self._automaton.make_automaton()
+        self._body_any_regexp = (
+            re.compile("|".join(f"(?:{f.pattern})" for f in self._body_regexps), re.S)
+            if self._body_regexps
+            else None
+        )
+
+    @classmethod
+    def load(cls, extra: Iterable[Path] = (), *, include_default: bool = True) -> FingerprintDB:
+        fps: list[Fingerprint] = []
+        if include_default:
+            fps.extend(load_folder(default_folder()))
+        for folder in extra:
+            fps.extend(load_folder(Path(folder)))
+        return cls(fps)
+
+    def match_dns(self, answer: str) -> list[Fingerprint]:
+        found = list(self._dns_full.get(answer, ()))
+        found.extend(f for f in self._dns_other if f.matches(answer))
+        return found
+
+    def match_body(self, body: str) -> list[Fingerprint]:
+        if not body:
+            return []
+        found: dict[str, Fingerprint] = {}
+        if self._body_literals:
+            for end, (literal, fps) in self._automaton.iter(body):
+                start = end - len(literal) + 1
+                for fp in fps:
+                    if fp.pattern_type == "contains" or (
+                        start == 0 and (fp.pattern_type == "prefix" or len(body) == end + 1)
+                    ):
+                        found[fp.name] = fp
+        if self._body_any_regexp is not None and self._body_any_regexp.search(body):
+            for fp in self._body_regexps:
+                if fp.matches(body):
+                    found[fp.name] = fp
+        return list(found.values())
+
+    def match_header(self, name: str, value: str) -> list[Fingerprint]:
+        return [f for f in self._headers.get(name.lower(), ()) if f.matches(value)]
+
+
+_DEFAULT: FingerprintDB | None = None
+
+
+def default_db() -> FingerprintDB:
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = FingerprintDB.load()
+    return _DEFAULT

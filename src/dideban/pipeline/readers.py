@@ -1,0 +1,143 @@
+"""Reading OONI-format measurements from files and folders.
+
+Accepted: `.json` (one object, a JSON array of objects, or, as some OONI tools write, JSONL
+under a .json name), `.jsonc` (JSON with `//` comments), `.jsonl`, `.jsonl.gz`, `.jsonl.zst`,
+and folders, recursively (the collector's `raw/YYYYMMDD/HH/CC/testname/*.jsonl.zst|.gz`).
+A file holding only `test_keys` (as probe-cli's testdata) is wrapped in an envelope whose
+test_name is inferred from its keys.
+
+A measurement that cannot be read becomes a `ReadError` (file, line, reason); reading goes on.
+
+Measurement uids: a measurement without `measurement_uid` gets `derived_` + the first 32 hex
+digits of the SHA-256 of its canonical JSON (keys sorted, no spaces, UTF-8). The same content
+always gets the same uid, wherever and however often it is read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dideban.model.rawfile import is_jsonl, is_raw_file, read_bytes, strip_jsonc
+
+
+@dataclass
+class RawMeasurement:
+    doc: dict[str, Any]
+    uid: str
+    uid_derived: bool
+    path: str
+    line: int | None = None  # 1-based line in a JSONL file
+    index: int | None = None  # 0-based position in a JSON array
+
+
+@dataclass
+class ReadError:
+    path: str
+    line: int | None
+    reason: str
+
+    def __str__(self) -> str:
+        where = self.path if self.line is None else f"{self.path}:{self.line}"
+        return f"{where}: {self.reason}"
+
+
+def derive_uid(doc: dict[str, Any]) -> str:
+    canon = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "derived_" + hashlib.sha256(canon.encode("utf-8")).hexdigest()[:32]
+
+
+_WC_KEYS = ("control", "blocking", "accessible", "dns_consistency")
+
+
+def _wrap_test_keys(doc: dict[str, Any]) -> dict[str, Any]:
+    """An envelope around a bare `test_keys` object (probe-cli testdata)."""
+    test_name = "web_connectivity" if any(k in doc for k in _WC_KEYS) else "unknown"
+    return {"test_name": test_name, "test_keys": doc, "x_dideban_test_keys_only": True}
+
+
+def measurement_of(
+    obj: Any, path: str, line: int | None, index: int | None
+) -> RawMeasurement | ReadError:
+    if not isinstance(obj, dict):
+        return ReadError(
+            path, line, f"a measurement must be a JSON object, not {type(obj).__name__}"
+        )
+    doc = obj
+    if "test_keys" not in doc and "test_name" not in doc:
+        if any(k in doc for k in (*_WC_KEYS, "requests", "queries", "tcp_connect")):
+            doc = _wrap_test_keys(doc)
+        else:
+            return ReadError(path, line, "not an OONI measurement (no test_name nor test_keys)")
+    uid = doc.get("measurement_uid")
+    if isinstance(uid, str) and uid:
+        return RawMeasurement(doc, uid, False, path, line, index)
+    return RawMeasurement(doc, derive_uid(obj), True, path, line, index)
+
+
+def iter_lines(data: bytes, path: str, first_line: int = 1) -> Iterator[RawMeasurement | ReadError]:
+    """Measurements from JSONL bytes; line numbers start at `first_line`."""
+    for n, raw in enumerate(data.split(b"\n"), start=first_line):
+        if not raw.strip():
+            continue
+        try:
+            obj = json.loads(raw)
+        except ValueError as exc:
+            yield ReadError(path, n, f"invalid JSON: {exc}")
+            continue
+        yield measurement_of(obj, path, n, None)
+
+
+def read_file(path: Path) -> Iterator[RawMeasurement | ReadError]:
+    p = str(path)
+    try:
+        data = read_bytes(path)
+    except OSError as exc:
+        yield ReadError(p, None, f"cannot read: {exc}")
+        return
+    if is_jsonl(path):
+        yield from iter_lines(data, p)
+        return
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        yield ReadError(p, None, f"not UTF-8: {exc}")
+        return
+    if path.name.endswith(".jsonc"):
+        text = strip_jsonc(text)
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        if text.count("\n") > 1:
+            # JSONL written under a .json name (e.g. oonireport testdata).
+            yield from iter_lines(data, p)
+            return
+        yield ReadError(p, None, f"invalid JSON: {exc}")
+        return
+    if isinstance(doc, list):
+        for i, item in enumerate(doc):
+            yield measurement_of(item, p, None, i)
+    else:
+        yield measurement_of(doc, p, None, None)
+
+
+def iter_files(paths: Iterable[Path]) -> Iterator[Path]:
+    for path in paths:
+        if path.is_dir():
+            for sub in sorted(path.rglob("*")):
+                if sub.is_file() and is_raw_file(sub):
+                    yield sub
+        else:
+            yield path
+
+
+def read_paths(paths: Iterable[Path]) -> Iterator[RawMeasurement | ReadError]:
+    for f in iter_files(paths):
+        if not f.exists():
+            yield ReadError(str(f), None, "no such file")
+            continue
+        yield from read_file(f)
