@@ -23,8 +23,8 @@ import httpx
 
 from dideban.api import query as q
 from dideban.api.app import create_app
-from dideban.api.samplestore import table_ddl
 from dideban.model.verdict import Verdict
+from dideban.store import table_ddl
 from dideban.web.forms import filters_from_query
 
 QUERIES: list[dict[str, str]] = [

@@ -8,6 +8,7 @@ never re-decides anything.
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 _LAYERS = (("dns", "DNS"), ("tcp", "TCP connect"), ("tls", "TLS handshake"), ("http", "HTTP"))
@@ -23,7 +24,7 @@ _BLOCKING_WORDS = {
 def rule_descriptions() -> dict[str, str]:
     """Rule id -> description, when the pipeline publishes a rule table (else empty)."""
     try:
-        from dideban.pipeline import rules as rules_module  # type: ignore[attr-defined,unused-ignore]
+        rules_module = importlib.import_module("dideban.pipeline.rules")
     except ImportError:
         return {}
     table: Any = getattr(rules_module, "RULES", None)

@@ -9,8 +9,6 @@ every identifier comes from a closed list in `dideban.api.query`.
 from __future__ import annotations
 
 import datetime as dt
-import gzip
-import json
 import threading
 import time
 from collections.abc import Sequence
@@ -18,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+
+from dideban.model.rawfile import load_raw
 
 
 class QueryTimeout(Exception):
@@ -164,49 +164,23 @@ class Reader:
             cur.close()
 
     def raw_measurement(self, uid: str, raw_path: str | None, raw_line: int | None) -> Any:
-        """The raw measurement as stored: from the store's measurements table when it keeps
-        the JSON, else from the file and line the verdict points at. None when unavailable."""
-        cols = self.columns.get("measurements", [])
-        for col in ("raw", "raw_json", "measurement"):
-            if col in cols:
-                rows = self.query(
-                    f"SELECT {col} AS raw FROM measurements WHERE measurement_uid = ?", [uid]
-                )
-                if rows and rows[0]["raw"] is not None:
-                    value = rows[0]["raw"]
-                    return json.loads(value) if isinstance(value, str | bytes) else value
+        """The raw measurement, unchanged, from the file the store says it lives in (the
+        `measurements` table: path, JSONL line or JSON-array index), else from the path the
+        verdict carries. None when it is gone."""
+        if "measurements" in self.tables:
+            cols = set(self.columns.get("measurements", []))
+            index = "raw_index" if "raw_index" in cols else "NULL"
+            rows = self.query(
+                f"SELECT raw_path, raw_line, {index} AS raw_index FROM measurements "
+                "WHERE measurement_uid = ?",
+                [uid],
+            )
+            if rows and rows[0]["raw_path"]:
+                row = rows[0]
+                return load_raw(Path(row["raw_path"]), row["raw_line"], row["raw_index"])
         if raw_path is None:
             return None
-        return read_raw_line(Path(raw_path), raw_line)
-
-
-def read_raw_line(path: Path, line: int | None) -> Any:
-    """One measurement from a .json file or line `line` (1-based) of a .jsonl(.gz/.zst) file."""
-    if not path.is_file():
-        return None
-    name = path.name
-    try:
-        if name.endswith(".gz"):
-            text = gzip.decompress(path.read_bytes()).decode("utf-8")
-        elif name.endswith(".zst"):
-            import zstandard
-
-            text = (
-                zstandard.ZstdDecompressor()
-                .decompressobj()
-                .decompress(path.read_bytes())
-                .decode("utf-8")
-            )
-        else:
-            text = path.read_text(encoding="utf-8")
-        if line is None:
-            return json.loads(text)
-        lines = text.splitlines()
-        if not 1 <= line <= len(lines):
-            return None
-        return json.loads(lines[line - 1])
-    except (OSError, ValueError, UnicodeDecodeError):
-        return None
+        return load_raw(Path(raw_path), raw_line)
 
 
 def iso(value: Any) -> Any:

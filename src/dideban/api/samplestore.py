@@ -1,8 +1,7 @@
 """A small store of synthetic measurements with known counts, for tests, demos and benches.
 
-The tables are generated from the model's dataclasses (`Verdict`, `Observation`) the same way
-the store generates its schema, plus a `measurements` table that says where each raw
-measurement lives. The raw measurements are plausible web_connectivity documents written to a
+The rows go through the store's own writer (`dideban.store`), so the tables are exactly what
+ingest produces. The raw measurements are plausible web_connectivity documents written to a
 JSONL file, so the measurement page can show every step next to the control.
 """
 
@@ -12,40 +11,12 @@ import dataclasses
 import datetime as dt
 import json
 import random
-import types
-import typing
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
+from dideban.model.stored import StoredMeasurement
 from dideban.model.verdict import Observation, Verdict
-
-_SCALARS: dict[Any, str] = {
-    str: "VARCHAR",
-    int: "BIGINT",
-    float: "DOUBLE",
-    bool: "BOOLEAN",
-    dt.datetime: "TIMESTAMP",
-}
-
-
-def _sql_type(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return _sql_type(args[0])
-    if origin is list:
-        return _sql_type(typing.get_args(tp)[0]) + "[]"
-    if origin is typing.Literal:
-        return "VARCHAR"
-    return _SCALARS[tp]
-
-
-def table_ddl(name: str, cls: type) -> str:
-    hints = typing.get_type_hints(cls)
-    cols = [f"{f.name} {_sql_type(hints[f.name])}" for f in dataclasses.fields(cls)]
-    return f"CREATE TABLE IF NOT EXISTS {name} ({', '.join(cols)})"
+from dideban.store import Batch, Store
 
 
 def write_store(
@@ -55,57 +26,36 @@ def write_store(
     raws: dict[str, dict[str, Any]],
     raw_file: Path,
 ) -> None:
-    """Create a store at `db_path` holding these rows; raw measurements go to `raw_file`."""
+    """Write these rows through the store's writer (one batch); the raw measurements go to
+    `raw_file` (JSONL) and the store records where each one lives."""
     raw_file.parent.mkdir(parents=True, exist_ok=True)
     line_of: dict[str, int] = {}
     with raw_file.open("w", encoding="utf-8") as fh:
         for i, (uid, raw) in enumerate(raws.items(), start=1):
             fh.write(json.dumps(raw, sort_keys=True) + "\n")
             line_of[uid] = i
-    conn = duckdb.connect(str(db_path))
-    try:
-        conn.execute(table_ddl("verdicts", Verdict))
-        conn.execute(table_ddl("observations", Observation))
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS measurements (measurement_uid VARCHAR, report_id VARCHAR,"
-            " probe_cc VARCHAR, probe_asn VARCHAR, test_name VARCHAR,"
-            " measurement_start_time TIMESTAMP, raw_path VARCHAR, raw_line BIGINT)"
-        )
-        vcols = [f.name for f in dataclasses.fields(Verdict)]
-        vrows = []
-        for v in verdicts:
-            if v.measurement_uid in line_of:
-                v = dataclasses.replace(
-                    v, raw_path=str(raw_file), raw_line=line_of[v.measurement_uid]
+    stored = []
+    rows = []
+    for v in verdicts:
+        line = line_of.get(v.measurement_uid)
+        if line is not None:
+            v = dataclasses.replace(v, raw_path=str(raw_file), raw_line=line)
+            stored.append(
+                StoredMeasurement(
+                    measurement_uid=v.measurement_uid,
+                    report_id=v.report_id,
+                    input=v.input,
+                    probe_cc=v.probe_cc,
+                    probe_asn=v.probe_asn,
+                    test_name=v.test_name,
+                    measurement_start_time=v.measurement_start_time,
+                    raw_path=str(raw_file),
+                    raw_line=line,
                 )
-            vrows.append(tuple(getattr(v, c) for c in vcols))
-        if vrows:
-            conn.executemany(
-                f"INSERT INTO verdicts VALUES ({', '.join('?' for _ in vcols)})", vrows
             )
-        ocols = [f.name for f in dataclasses.fields(Observation)]
-        orows = [tuple(getattr(o, c) for c in ocols) for o in observations]
-        if orows:
-            conn.executemany(
-                f"INSERT INTO observations VALUES ({', '.join('?' for _ in ocols)})", orows
-            )
-        mrows = [
-            (
-                v.measurement_uid,
-                v.report_id,
-                v.probe_cc,
-                v.probe_asn,
-                v.test_name,
-                v.measurement_start_time,
-                str(raw_file) if v.measurement_uid in line_of else None,
-                line_of.get(v.measurement_uid),
-            )
-            for v in verdicts
-        ]
-        if mrows:
-            conn.executemany("INSERT INTO measurements VALUES (?, ?, ?, ?, ?, ?, ?, ?)", mrows)
-    finally:
-        conn.close()
+        rows.append(v)
+    with Store.open(db_path) as store:
+        store.write_batch(Batch(measurements=stored, observations=observations, verdicts=rows))
 
 
 COUNTRIES = {
