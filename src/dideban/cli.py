@@ -15,6 +15,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "dideban.lab.cli",  # dideban lab ...
     "dideban.testhelper.cli",  # dideban testhelper
     "dideban.probe.cli",  # dideban run / upload / status / demo
+    "dideban.probe.queue_cli",  # dideban upload / status
     "dideban.collector.cli",  # dideban collector
     "dideban.pipeline.cli",  # dideban analyze / ingest / reprocess
     "dideban.api.cli",  # dideban serve
