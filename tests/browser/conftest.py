@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
-from dideban.api.app import create_app
 from dideban.api.samplestore import build_sample_store
+from dideban.api.server import start_server
 from dideban.model.verdict import Verdict
 
 CHROMIUM = "/usr/bin/chromium"
@@ -49,23 +45,12 @@ class LiveServer:
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     db, verdicts = build_sample_store(tmp_path_factory.mktemp("browser-store"), n=400, seed=5)
-    app = create_app(db)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("dashboard server did not start")
-        time.sleep(0.05)
+    running = start_server(db)
     try:
-        yield LiveServer(f"http://127.0.0.1:{port}", verdicts)
+        yield LiveServer(running.url, verdicts)
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+        running.stop()
+        running.server.config.app.state.reader.close()
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,10 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from typer.testing import CliRunner
 
+from dideban.api.server import start_server
 from dideban.cli import build_app
 from dideban.model.verdict import Verdict
 
@@ -60,3 +62,17 @@ def test_serve_answers_on_loopback(sample_store: tuple[Path, list[Verdict]]) -> 
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_start_server_runs_in_a_thread_and_stops(sample_store: tuple[Path, list[Verdict]]) -> None:
+    running = start_server(sample_store[0], dashboard=False)
+    try:
+        assert running.url.startswith("http://127.0.0.1:")
+        r = httpx.get(running.url + "/api/v1/aggregation", timeout=5)
+        assert r.json()["result"]["measurement_count"] == len(sample_store[1])
+        assert httpx.get(running.url + "/", timeout=5).status_code == 404  # no dashboard
+    finally:
+        running.stop()
+    assert not running.thread.is_alive()
+    with pytest.raises(httpx.TransportError):
+        httpx.get(running.url + "/api/v1/aggregation", timeout=2)
