@@ -1,10 +1,511 @@
-"""Sub-commands of `dideban` for the probe part."""
+"""`dideban run websites` and `dideban demo`.
+
+This module sits at the top of the stack: it may bring up the lab (`dideban.lab`) and the
+control test helper (`dideban.testhelper`) for a self-contained lab run, which the probe's own
+modules never import.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import datetime as dt
+import os
+import socket
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from dideban.model.labnet import LabNetwork
+from dideban.model.measurement import ProbeNetwork
+from dideban.nettests import get as get_nettest
+from dideban.nettests.web_connectivity import TEST_NAME, WebConnectivityContext
+from dideban.probe.envelope import RunInfo, default_annotations
+from dideban.probe.privacy import scrubber
+from dideban.probe.runner import JsonlWriter, MeasurementResult, Sink, run_targets
+from dideban.probe.testlists import Target, TestListError, gather_targets
+
+console = Console(stderr=True)
+out = Console()
+
+
+def _fresh_consoles() -> None:
+    """New consoles per command, so that they see the terminal (COLUMNS) of this call."""
+    global console, out
+    console = Console(stderr=True)
+    out = Console()
+
+
+run_app = typer.Typer(help="Run network tests.", no_args_is_help=True)
+
+DEFAULT_CONCURRENCY = 32
+LAB_CONCURRENCY = 64
+
+
+class ProbeError(Exception):
+    """A run that cannot start: the message says why; nothing was written."""
+
+
+def _state_dir() -> Path:
+    env = os.environ.get("DIDEBAN_STATE_DIR")
+    return Path(env) if env else Path.home() / ".local" / "state" / "dideban"
+
+
+# --- lab and test helper ------------------------------------------------------------------
+
+
+@dataclass
+class LabRun:
+    network: LabNetwork
+    test_helper_url: str
+    targets: list[Target] = field(default_factory=list)
+    started_lab: bool = False
+
+
+def _lab_targets(lab: str, network: LabNetwork) -> list[Target]:
+    from dideban.lab.scenario import ScenarioError, load_scenario
+
+    for name in (lab, network.name):
+        try:
+            scenario = load_scenario(name)
+        except ScenarioError:
+            continue
+        return [Target(s.url, s.category_code) for s in scenario.sites]
+    return []
+
+
+def _helper_server_class() -> type[Any]:
+    import uvicorn
+
+    class HelperServer(uvicorn.Server):
+        # Signals stay with the caller (the CLI's Ctrl-C stops the whole run, not the helper).
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    return HelperServer
+
+
+@contextlib.asynccontextmanager
+async def serve_test_helper(network: LabNetwork) -> AsyncIterator[str]:
+    """The control test helper in lab mode (control view) on 127.0.0.1:<ephemeral>."""
+    import uvicorn
+
+    from dideban.netx import make_network
+    from dideban.testhelper import create_app
+
+    app = create_app(make_network(network, "control", timeouts=dict(network.timeouts)))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+    server = _helper_server_class()(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        for _ in range(500):
+            if server.started or task.done():
+                break
+            await asyncio.sleep(0.01)
+        if not server.started:
+            if task.done():
+                task.result()
+            raise ProbeError("the test helper did not start within 5 s")
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, timeout=5)
+        sock.close()
+
+
+def read_lab_state(path: Path) -> LabNetwork:
+    """A running lab's published state (`LabNetwork` JSON), e.g. the netns lab's lab.json."""
+    try:
+        return LabNetwork.from_json(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ProbeError(f"{path}: no such lab state file (is the lab up?)") from None
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise ProbeError(f"{path}: not a lab state file: {exc}") from exc
+
+
+@contextlib.asynccontextmanager
+async def lab_session(lab: str | None, state: Path | None = None) -> AsyncIterator[LabRun]:
+    """A running lab and a test helper for it. The lab is the one whose state file is given,
+    or one `dideban lab up` started (reused), or else started here; whatever this function
+    started is stopped afterwards."""
+    async with contextlib.AsyncExitStack() as stack:
+        network: LabNetwork | None = None
+        started = False
+        if state is not None:
+            network = read_lab_state(state)
+        else:
+            assert lab is not None
+            from dideban.lab import UserspaceLab, find_running_lab
+            from dideban.lab.scenario import ScenarioError, load_scenario
+
+            if not Path(lab).exists():
+                network = find_running_lab(lab)
+            if network is None:
+                try:
+                    scenario = load_scenario(lab)
+                except ScenarioError as exc:
+                    raise ProbeError(str(exc)) from exc
+                running = await stack.enter_async_context(UserspaceLab(scenario))
+                network = running.network
+                started = True
+        helper = network.test_helper_url
+        if not helper:
+            helper = await stack.enter_async_context(serve_test_helper(network))
+        yield LabRun(network, helper, _lab_targets(lab or network.name, network), started)
+
+
+# --- the run ------------------------------------------------------------------------------
+
+
+def probe_addresses(network: LabNetwork | None) -> list[str]:
+    """The addresses to scrub: the lab's public address for the probe (a real run would add
+    the public address learned at check-in)."""
+    return [network.probe_public_ip] if network is not None and network.probe_public_ip else []
+
+
+def web_context(network: LabNetwork | None, test_helper_url: str) -> WebConnectivityContext:
+    from dideban.nettests.web_connectivity.measure_adapter import measurer_factory
+    from dideban.netx import make_network
+
+    if network is not None:
+        net = make_network(network, "probe", timeouts=dict(network.timeouts))
+        resolver = network.probe_view.resolver.rsplit(":", 1)[0] or None
+    else:
+        net = make_network(None, "probe")
+        resolver = None
+    return WebConnectivityContext(
+        new_measurer=measurer_factory(net),
+        test_helper_url=test_helper_url,
+        client_resolver=resolver,
+    )
+
+
+def probe_network(network: LabNetwork | None) -> ProbeNetwork:
+    if network is None:
+        return ProbeNetwork()
+    resolver_ip = network.probe_view.resolver.rsplit(":", 1)[0]
+    return ProbeNetwork(
+        probe_cc=network.probe_cc,
+        probe_asn=network.probe_asn,
+        probe_network_name=network.probe_network_name,
+        resolver_ip=resolver_ip,
+        resolver_asn=network.probe_asn,
+        resolver_network_name=network.probe_network_name,
+    )
+
+
+@contextlib.asynccontextmanager
+async def collector_sink(
+    url: str, info: RunInfo, addresses: list[str]
+) -> AsyncIterator[tuple[Sink, Callable[[], dict[str, int]]]]:
+    """Submit each measurement to the collector (queued on disk when it is unreachable)."""
+    try:
+        from dideban.probe.submit import Submitter
+    except ImportError as exc:  # issue 3 not built yet
+        raise ProbeError(f"--collector needs dideban.probe.submit, not available: {exc}") from exc
+    submitter = Submitter(url, _state_dir() / "queue", probe_addresses=addresses)
+    net = info.network
+    await submitter.open(
+        info.test_name, info.test_version, net.probe_cc, net.probe_asn, "dideban", "0.1.0"
+    )
+    counts = {"uploaded": 0, "queued": 0}
+
+    async def sink(measurement: dict[str, Any]) -> None:
+        outcome = await submitter.submit(measurement)
+        counts["queued" if getattr(outcome, "queued", False) else "uploaded"] += 1
+
+    try:
+        yield sink, lambda: dict(counts)
+    finally:
+        await submitter.close()
+
+
+def results_table(results: list[MeasurementResult]) -> Table:
+    table = Table(title="web_connectivity results", show_lines=False)
+    table.add_column("site", overflow="fold", ratio=3)
+    table.add_column("category")
+    table.add_column("blocking", no_wrap=True)
+    table.add_column("accessible")
+    table.add_column("failure", overflow="fold", ratio=2)
+    for r in results:
+        blocking = r.blocking
+        style = "green" if blocking is False and r.accessible else "red" if blocking else "yellow"
+        table.add_row(
+            r.target.url,
+            r.target.category_code,
+            "null" if blocking is None else str(blocking).lower(),
+            "null" if r.accessible is None else str(r.accessible).lower(),
+            r.failure or "",
+            style=style,
+        )
+    return table
+
+
+def summary_line(results: list[MeasurementResult], seconds: float) -> str:
+    blocked = sum(1 for r in results if isinstance(r.blocking, str))
+    ok = sum(1 for r in results if r.blocking is False and r.accessible)
+    rate = len(results) / seconds if seconds > 0 else 0.0
+    return (
+        f"{len(results)} sites in {seconds:.1f} s ({rate:.1f} sites/s): "
+        f"{blocked} blocked, {ok} accessible, {len(results) - blocked - ok} down or unknown"
+    )
+
+
+@dataclass
+class WebsitesRun:
+    targets: list[Target]
+    output: Path
+    network: LabNetwork | None
+    test_helper_url: str
+    concurrency: int
+    collector: str | None = None
+    show_progress: bool = True
+
+
+async def run_websites(run: WebsitesRun) -> list[MeasurementResult]:
+    """Measure every target, streaming each scrubbed measurement to the output (and collector)."""
+    nettest = get_nettest(TEST_NAME)
+    ctx = web_context(run.network, run.test_helper_url)
+    info = RunInfo(
+        test_name=nettest.name,
+        test_version=nettest.version,
+        network=probe_network(run.network),
+        test_start_time=dt.datetime.now(dt.UTC),
+        test_helper_url=run.test_helper_url,
+        annotations=default_annotations("lab" if run.network is not None else "unknown"),
+    )
+    addresses = probe_addresses(run.network)
+    scrub = scrubber()
+
+    def scrub_one(m: dict[str, Any]) -> dict[str, Any]:
+        return scrub(m, addresses)
+
+    writer = JsonlWriter(run.output)
+    progress = Progress(
+        TextColumn("[bold]web_connectivity"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[last]}"),
+        console=console,
+        disable=not run.show_progress,
+        transient=False,
+    )
+    async with contextlib.AsyncExitStack() as stack:
+        sinks: list[Sink] = [writer.write]
+        counts: Callable[[], dict[str, int]] | None = None
+        if run.collector:
+            sink, counts = await stack.enter_async_context(
+                collector_sink(run.collector, info, addresses)
+            )
+            sinks.append(sink)
+        writer.open()
+        stack.callback(writer.close)
+        with progress:
+            task = progress.add_task("measuring", total=len(run.targets), last="")
+
+            def advance(result: MeasurementResult) -> None:
+                progress.update(task, advance=1, last=result.target.url)
+
+            results = await run_targets(
+                nettest,
+                run.targets,
+                ctx,
+                info,
+                scrub=scrub_one,
+                sinks=sinks,
+                concurrency=run.concurrency,
+                on_result=advance,
+            )
+        if counts is not None:
+            c = counts()
+            console.print(f"collector: {c['uploaded']} uploaded, {c['queued']} queued for later")
+    return results
+
+
+async def _websites_async(
+    lab: str | None,
+    lab_state: Path | None,
+    inputs: list[str],
+    input_file: Path | None,
+    output: Path,
+    collector: str | None,
+    test_helper: str | None,
+    concurrency: int | None,
+) -> tuple[list[MeasurementResult], float]:
+    if lab is not None and lab_state is not None:
+        raise ProbeError("give --lab or --lab-state, not both")
+    explicit = gather_targets(inputs, input_file) if (inputs or input_file) else None
+    t0 = asyncio.get_running_loop().time()
+    if lab is None and lab_state is None:
+        if explicit is None:
+            raise ProbeError("no inputs: give --input URL or --input-file FILE (or --lab NAME)")
+        if not test_helper:
+            raise ProbeError("--test-helper URL is required without --lab")
+        run = WebsitesRun(explicit, output, None, test_helper, concurrency or DEFAULT_CONCURRENCY)
+        run.collector = collector
+        results = await run_websites(run)
+    else:
+        async with lab_session(lab, lab_state) as session:
+            targets = explicit if explicit is not None else session.targets
+            if not targets:
+                raise ProbeError(f"lab {lab!r} has no scenario sites; give --input URL")
+            helper = test_helper or session.test_helper_url
+            run = WebsitesRun(
+                targets, output, session.network, helper, concurrency or LAB_CONCURRENCY
+            )
+            run.collector = collector or session.network.collector_url or None
+            results = await run_websites(run)
+    return results, asyncio.get_running_loop().time() - t0
+
+
+@run_app.command("websites")
+def websites(
+    lab: Annotated[
+        str | None,
+        typer.Option(help="Run in the censorship lab: a scenario name (iran) or YAML file."),
+    ] = None,
+    lab_state: Annotated[
+        Path | None,
+        typer.Option(help="Run in an already running lab, given its state file (LabNetwork JSON)."),
+    ] = None,
+    inputs: Annotated[
+        list[str] | None, typer.Option("--input", help="A URL to measure (repeatable).")
+    ] = None,
+    input_file: Annotated[
+        Path | None,
+        typer.Option(help="A Citizen Lab test list (CSV) or one URL per line."),
+    ] = None,
+    output: Annotated[Path, typer.Option(help="Measurements, one per line (JSONL).")] = Path(
+        "results.jsonl"
+    ),
+    collector: Annotated[str | None, typer.Option(help="Submit to this collector.")] = None,
+    test_helper: Annotated[str | None, typer.Option(help="Control test helper URL.")] = None,
+    concurrency: Annotated[int | None, typer.Option(min=1, max=512)] = None,
+) -> None:
+    """Measure websites with web_connectivity: a progress bar, then a results table."""
+    _fresh_consoles()
+    try:
+        results, seconds = asyncio.run(
+            _websites_async(
+                lab,
+                lab_state,
+                inputs or [],
+                input_file,
+                output,
+                collector,
+                test_helper,
+                concurrency,
+            )
+        )
+    except (ProbeError, TestListError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    out.print(results_table(results))
+    console.print(summary_line(results, seconds))
+    console.print(f"measurements written to {output}")
+
+
+# --- demo ---------------------------------------------------------------------------------
+
+
+@dataclass
+class DemoState:
+    scenario: str
+    output: Path
+    stack: contextlib.AsyncExitStack
+    lab: LabRun | None = None
+    results: list[MeasurementResult] = field(default_factory=list)
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DemoStep:
+    title: str
+    run: Callable[[DemoState], Awaitable[None]]
+
+
+async def _demo_lab(state: DemoState) -> None:
+    state.lab = await state.stack.enter_async_context(lab_session(state.scenario))
+    net = state.lab.network
+    console.print(
+        f"lab {net.name!r}: {len(state.lab.targets)} sites, probe in {net.probe_cc} "
+        f"{net.probe_asn} ({net.probe_network_name}); test helper {state.lab.test_helper_url}"
+    )
+
+
+async def _demo_probe(state: DemoState) -> None:
+    assert state.lab is not None
+    t0 = asyncio.get_running_loop().time()
+    run = WebsitesRun(
+        state.lab.targets,
+        state.output,
+        state.lab.network,
+        state.lab.test_helper_url,
+        LAB_CONCURRENCY,
+    )
+    state.results = await run_websites(run)
+    state.seconds = asyncio.get_running_loop().time() - t0
+
+
+async def _demo_table(state: DemoState) -> None:
+    out.print(results_table(state.results))
+    console.print(summary_line(state.results, state.seconds))
+    console.print(f"measurements (OONI format, one per line) written to {state.output}")
+
+
+# Later issues append steps (collector, ingest, dashboard) here.
+DEMO_STEPS: list[DemoStep] = [
+    DemoStep("Start the censorship lab and the control test helper", _demo_lab),
+    DemoStep("Run web_connectivity over every site", _demo_probe),
+    DemoStep("Show the results", _demo_table),
+]
+
+
+async def run_demo(scenario: str, output: Path, steps: list[DemoStep] | None = None) -> DemoState:
+    async with contextlib.AsyncExitStack() as stack:
+        state = DemoState(scenario, output, stack)
+        chosen = DEMO_STEPS if steps is None else steps
+        for number, step in enumerate(chosen, start=1):
+            console.rule(f"[bold]{number}/{len(chosen)} {step.title}")
+            await step.run(state)
+        return state
+
+
+def demo(
+    scenario: Annotated[str, typer.Option(help="Lab scenario name or YAML file.")] = "iran",
+    output: Annotated[Path, typer.Option(help="Where the measurements go (JSONL).")] = Path(
+        "dideban-demo.jsonl"
+    ),
+) -> None:
+    """Start the censorship lab and a test helper, run the probe over it, show the results."""
+    _fresh_consoles()
+    try:
+        asyncio.run(run_demo(scenario, output))
+    except (ProbeError, TestListError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
 
 
 def register(app: typer.Typer) -> None:
-    """Add this part's commands to the `dideban` app (none yet)."""
-    del app
+    """Add `dideban run ...` and `dideban demo`."""
+    app.add_typer(run_app, name="run")
+    app.command("demo")(demo)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("use: dideban run websites | dideban demo")

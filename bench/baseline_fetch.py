@@ -1,0 +1,155 @@
+"""A bare asyncio DNS + TCP + TLS + HTTP fetch through the lab, recording nothing.
+
+The baseline of `bench/probe_lab.py`: the same sites, through the same lab view (the probe's
+resolver and routes), with the same concurrency, but none of the probe's recording, control
+request or analysis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit
+
+import dns.message
+import dns.rdatatype
+
+from dideban.model.labnet import LabView
+
+MAX_BODY = 1 << 20
+
+
+@dataclass
+class BareResult:
+    url: str
+    ok: bool
+    status: int = 0
+    error: str = ""
+
+
+class _DNSProtocol(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.replies: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def datagram_received(self, data: bytes, addr: object) -> None:
+        self.replies.put_nowait(data)
+
+
+async def udp_lookup(
+    domain: str, resolver: str, timeout: float, listen_after: float = 0.0
+) -> list[str]:
+    host, port = resolver.rsplit(":", 1)
+    loop = asyncio.get_running_loop()
+    transport, proto = await loop.create_datagram_endpoint(
+        _DNSProtocol, remote_addr=(host, int(port))
+    )
+    try:
+        query = dns.message.make_query(domain, dns.rdatatype.A)
+        transport.sendto(query.to_wire())
+        first = await asyncio.wait_for(proto.replies.get(), timeout)
+        if listen_after > 0:
+            await asyncio.sleep(listen_after)
+        reply = dns.message.from_wire(first)
+        return [
+            r.address for rrset in reply.answer if rrset.rdtype == dns.rdatatype.A for r in rrset
+        ]
+    finally:
+        transport.close()
+
+
+async def _connect(
+    ip: str, port: int, view: LabView, tls: ssl.SSLContext | None, sni: str | None, timeout: float
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    target = view.route(ip, port)
+    if target is None:
+        raise ConnectionRefusedError(f"lab refuses {ip}:{port}")
+    host, tport = target.rsplit(":", 1)
+    return await asyncio.wait_for(
+        asyncio.open_connection(host.strip("[]"), int(tport), ssl=tls, server_hostname=sni),
+        timeout,
+    )
+
+
+async def _get(
+    url: str, view: LabView, tls: ssl.SSLContext, timeouts: dict[str, float]
+) -> tuple[int, str | None]:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    addrs = await udp_lookup(host, view.resolver, timeouts.get("dns", 2.0))
+    if not addrs:
+        raise LookupError(f"no address for {host}")
+    https = parts.scheme == "https"
+    reader, writer = await _connect(
+        addrs[0],
+        port,
+        view,
+        tls if https else None,
+        host if https else None,
+        timeouts.get("connect", 2.0) + (timeouts.get("tls", 2.0) if https else 0.0),
+    )
+    try:
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        writer.write(
+            f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: bench\r\nAccept: */*\r\n"
+            "Connection: close\r\n\r\n".encode()
+        )
+        await writer.drain()
+        data = await asyncio.wait_for(reader.read(MAX_BODY), timeouts.get("http", 5.0))
+        while len(data) < MAX_BODY:
+            chunk = await asyncio.wait_for(reader.read(MAX_BODY), timeouts.get("http", 5.0))
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        writer.close()
+    head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1")
+    lines = head.split("\r\n")
+    status = int(lines[0].split()[1]) if lines and len(lines[0].split()) > 1 else 0
+    location = None
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "location":
+            location = urljoin(url, value.strip())
+    return status, location
+
+
+async def bare_fetch(
+    url: str, view: LabView, tls: ssl.SSLContext, timeouts: dict[str, float]
+) -> BareResult:
+    try:
+        for _ in range(10):
+            status, location = await _get(url, view, tls, timeouts)
+            if status in (301, 302, 303, 307, 308) and location:
+                url = location
+                continue
+            return BareResult(url, True, status)
+        return BareResult(url, False, error="too many redirects")
+    except (OSError, TimeoutError, LookupError, ssl.SSLError, ValueError, IndexError) as exc:
+        return BareResult(url, False, error=type(exc).__name__)
+
+
+def lab_tls_context(ca_pem: str) -> ssl.SSLContext:
+    ctx = ssl.create_default_context()
+    ctx.load_verify_locations(cadata=ca_pem)
+    return ctx
+
+
+async def fetch_all(
+    urls: list[str], view: LabView, ca_pem: str, timeouts: dict[str, float], concurrency: int
+) -> tuple[list[BareResult], float]:
+    tls = lab_tls_context(ca_pem)
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for u in urls:
+        queue.put_nowait(u)
+    results: list[BareResult] = []
+
+    async def worker() -> None:
+        while not queue.empty():
+            results.append(await bare_fetch(queue.get_nowait(), view, tls, timeouts))
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(min(concurrency, len(urls)))))
+    return results, time.perf_counter() - t0
