@@ -30,7 +30,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from dideban.collector import validate
-from dideban.collector.checkin import TestLists, choose_urls
+from dideban.collector.checkin import CitizenLabLists, choose_urls
 from dideban.collector.errors import CollectorError
 from dideban.collector.ids import REPORT_ID_RE, new_measurement_uid, new_report_id
 from dideban.collector.metrics import Metrics
@@ -179,7 +179,7 @@ class Collector:
             data_dir, seal_after=seal_after, segment_max_bytes=segment_max_bytes, durable=durable
         )
         self.writer = Writer(self.store, self.metrics, clock)
-        self.lists = TestLists(test_lists_dir)
+        self.lists = CitizenLabLists(test_lists_dir)
 
     # --- request plumbing ------------------------------------------------------------
 

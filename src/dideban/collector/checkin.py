@@ -28,7 +28,7 @@ class ListedURL:
     country_code: str  # "XX" for the global list, as OONI writes it
 
 
-class TestLists:
+class CitizenLabLists:
     """The loaded lists: `<cc>.csv` per country and `global.csv`."""
 
     def __init__(self, directory: Path | None = None) -> None:
@@ -67,7 +67,7 @@ def limit_for(req: CheckIn) -> int | None:
     return CHARGING_LIMIT if req.charging else BATTERY_LIMIT
 
 
-def choose_urls(lists: TestLists, req: CheckIn, counts: Mapping[str, int]) -> list[ListedURL]:
+def choose_urls(lists: CitizenLabLists, req: CheckIn, counts: Mapping[str, int]) -> list[ListedURL]:
     """The URLs for this probe: filtered by category, least measured first (list order breaks
     ties, so the answer is deterministic), cut to the run's limit."""
     urls = lists.for_country(req.probe_cc)
