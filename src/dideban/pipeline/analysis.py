@@ -33,6 +33,7 @@ NOT_REACHED: Triple = (0.0, 0.0, 0.0)
 OK3: Triple = (0.0, 0.0, 1.0)
 DOWN3: Triple = (0.0, 1.0, 0.0)
 NXDOMAIN = frozenset({"dns_nxdomain_error", "dns_name_error"})
+LOCAL_ROUTE_FAILURES = frozenset({"host_unreachable", "network_unreachable"})
 EPOCH = dt.datetime(1970, 1, 1)
 
 
@@ -44,6 +45,10 @@ def layer_scores(layer: str, probe_failure: str | None, control_ok: bool | None)
     """(blocked, down, ok) of one layer from the probe's failure and whether the control
     succeeded at the same step (None: no control)."""
     if probe_failure is None:
+        return OK3
+    if layer == "tcp" and probe_failure in LOCAL_ROUTE_FAILURES:
+        # No route from the probe (typically an IPv6 address on an IPv4-only network):
+        # ooni/data scores the layer ok, and so do we.
         return OK3
     if control_ok is False:
         return DOWN3
@@ -210,7 +215,7 @@ def _web_connectivity(doc: dict[str, Any], tk: dict[str, Any], ex: Extracted, cc
         facts.add("dns_inconsistent")
 
     # TCP
-    tcp = [o for o in ex.observations if o.kind == "tcp"]
+    tcp = [o for o in ex.observations if o.kind == "tcp" and o.failure not in LOCAL_ROUTE_FAILURES]
     if tcp:
         failed = [o for o in tcp if o.failure]
         if len(failed) == len(tcp):

@@ -77,20 +77,20 @@ RULES: tuple[Rule, ...] = (
     Rule("tor.catchall", 1, TOR, "Most Tor targets were reachable", (), OK),
     Rule("torboot.no_progress", 1, TORBOOT, "Tor never started (progress 0, v0.4+): the probe's environment failed, no evidence", ("bootstrap_never_started",), FAIL),
     Rule("torboot.failed", 1, TORBOOT, "Tor failed to bootstrap", ("bootstrap_failed",), _a(None)),
-    Rule("torboot.catchall", 1, TORBOOT, "Tor bootstrapped", (), OK),
+    Rule("torboot.catchall", 1, TORBOOT, "Tor bootstrapped to 100%: no sign of blocking", (), OK),
     # -- middlebox tests -------------------------------------------------------------------
     Rule("hhfm.tampering", 1, ("http_header_field_manipulation",), "The echo server saw the request headers changed on the way", ("tampering",), _a(None)),
     Rule("hhfm.no_response", 1, ("http_header_field_manipulation",), "No request got a response from the echo server", ("all_requests_failed",), FAIL),
-    Rule("hhfm.catchall", 1, ("http_header_field_manipulation",), "Headers arrived unchanged", (), OK),
+    Rule("hhfm.catchall", 1, ("http_header_field_manipulation",), "The request headers arrived at the echo server unchanged", (), OK),
     Rule("hirl.tampering", 1, ("http_invalid_request_line",), "The invalid request lines did not come back unchanged: a middlebox rewrote them", ("tampering",), _a(None)),
     Rule("hirl.catchall", 1, ("http_invalid_request_line",), "The invalid request lines came back unchanged", (), OK),
     # -- dnscheck, stunreachability --------------------------------------------------------
     Rule("dnscheck.bootstrap", 1, ("dnscheck",), "The resolver's own address could not be resolved", ("bootstrap_failed",), FAIL),
     Rule("dnscheck.all_failed", 1, ("dnscheck",), "Every lookup through the resolver failed", ("lookups_all_failed",), _a("dns")),
-    Rule("dnscheck.catchall", 1, ("dnscheck",), "The resolver answered", (), OK),
+    Rule("dnscheck.catchall", 1, ("dnscheck",), "The resolver answered at least one lookup", (), OK),
     Rule("stun.dns", 1, ("stunreachability",), "Resolving the STUN server failed", ("dns_failed",), _a("dns")),
     Rule("stun.failed", 1, ("stunreachability",), "The STUN exchange failed", ("failed",), _a("tcp_ip")),
-    Rule("stun.catchall", 1, ("stunreachability",), "The STUN server answered", (), OK),
+    Rule("stun.catchall", 1, ("stunreachability",), "The STUN server answered the binding request", (), OK),
     # -- everything else -------------------------------------------------------------------
     Rule("generic.unsupported", 1, ("*",), "A test this pipeline does not score: no verdict", (), FAIL),
 )
