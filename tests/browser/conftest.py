@@ -53,6 +53,30 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         running.server.config.app.state.reader.close()
 
 
+SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "ooni-samples"
+
+
+@pytest.fixture(scope="session")
+def real_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The dashboard over a store that `dideban ingest` filled from real OONI measurements."""
+    from typer.testing import CliRunner
+
+    from dideban.cli import build_app
+
+    root = tmp_path_factory.mktemp("browser-real")
+    shutil.copytree(SAMPLES, root / "data")
+    db = root / "store.duckdb"
+    args = ["ingest", "--data-dir", str(root / "data"), "--db", str(db)]
+    result = CliRunner().invoke(build_app(), args)
+    assert result.exit_code == 0, result.output
+    running = start_server(db)
+    try:
+        yield running.url
+    finally:
+        running.stop()
+        running.server.config.app.state.reader.close()
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     if shutil.which(CHROMIUM) is None:

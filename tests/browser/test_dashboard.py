@@ -207,3 +207,20 @@ def test_country_date_filter_narrows_table_and_chart(
     since = page.locator("#blocked-domains tbody tr td:nth-child(4)").all_inner_texts()
     assert since and all(s >= "2026-11-01" for s in since)
     assert desktop.errors == []
+
+
+def test_every_real_measurement_page_renders_cleanly(real_server: str, desktop: PageWatch) -> None:
+    listing = httpx.get(real_server + "/api/v1/measurements", params={"limit": 1000}, timeout=10)
+    rows = listing.json()["results"]
+    assert len(rows) >= 30
+    for row in rows:
+        page = _open(desktop, f"{real_server}/measurement/{row['measurement_uid']}")
+        assert page.locator("#summary").inner_text().strip()
+        assert page.locator("#rules li").count() >= 1
+        if row["probe_cc"] == "ID":
+            desktop.shot("desktop-real-measurement-ID-blockpage")
+        assert desktop.errors == [], row["measurement_uid"]
+    page = _open(desktop, real_server + "/")
+    assert _chart_points(page) > 0
+    desktop.shot("desktop-real-home")
+    assert desktop.errors == [] and desktop.foreign == []

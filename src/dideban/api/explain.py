@@ -59,20 +59,25 @@ def _obs_label(obs: dict[str, Any]) -> str:
 def explain(verdict: dict[str, Any], observations: list[dict[str, Any]]) -> dict[str, Any]:
     """Summary sentence, the rules (with descriptions when known) and the evidence."""
     descriptions = rule_descriptions()
-    target = verdict.get("input") or verdict.get("domain") or "this target"
+    target = verdict.get("input") or verdict.get("domain") or f"the {verdict.get('test_name')} test"
     where = f"{verdict.get('probe_cc')} / {verdict.get('probe_asn')}"
+    btype = verdict.get("blocking_type")
     if verdict.get("confirmed"):
         summary = (
             f"{target} was confirmed blocked from {where}: a known blockpage fingerprint matched."
         )
-    elif verdict.get("anomaly"):
-        btype = verdict.get("blocking_type")
-        how = _BLOCKING_WORDS.get(str(btype), "an anomaly of unknown kind")
+    elif verdict.get("anomaly") and btype:
+        how = _BLOCKING_WORDS.get(str(btype), str(btype))
         summary = f"{target} looked blocked from {where} ({how})."
+    elif verdict.get("anomaly"):
+        summary = f"{target} showed an anomaly from {where}; the rules below say which."
     elif verdict.get("failure"):
         summary = f"The measurement of {target} from {where} failed: no verdict can be drawn."
     else:
-        summary = f"{target} was reachable from {where}: nothing anomalous was seen."
+        summary = f"No sign of blocking of {target} from {where}."
+    decided = [descriptions[r] for r in verdict.get("rules") or [] if r in descriptions]
+    if decided:
+        summary += " " + " ".join(d.rstrip(".") + "." for d in decided)
 
     evidence: list[str] = []
     for name in verdict.get("fingerprints") or []:
