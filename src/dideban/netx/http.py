@@ -126,6 +126,7 @@ async def http_roundtrip(
     send = list(headers)
     if body and not any(k.lower() == "content-length" for k, _ in send):
         send.append(("Content-Length", str(len(body))))
+    eof = False
     try:
         data = h.send(h11.Request(method=method, target=target, headers=send))
         if body:
@@ -141,7 +142,10 @@ async def http_roundtrip(
             event = h.next_event()
             if event is h11.NEED_DATA:
                 raw = await asyncio.wait_for(conn.reader.read(65536), timeout)
+                if not raw and response is None:
+                    raise NetxFailure(failures.EOF_ERROR)
                 h.receive_data(raw)
+                eof = not raw
                 continue
             if isinstance(event, h11.Response):
                 response = event
@@ -157,6 +161,9 @@ async def http_roundtrip(
                 break
     except NetxFailure:
         raise
+    except h11.RemoteProtocolError as exc:
+        # The peer closed in the middle of the body: OONI's eof_error.
+        raise NetxFailure(failures.EOF_ERROR if eof else classify(exc)) from exc
     except Exception as exc:
         raise NetxFailure(classify(exc)) from exc
     if response is None:

@@ -1,0 +1,10 @@
+"""Make the loopback servers of tests/unit/netx/netx_kit.py importable here."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+KIT = Path(__file__).resolve().parents[1] / "netx"
+if str(KIT) not in sys.path:
+    sys.path.insert(0, str(KIT))
