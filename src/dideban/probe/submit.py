@@ -210,7 +210,8 @@ class Submitter:
                     raise
                 # The report was closed (or forgotten) while this was queued, and the
                 # measurement is not stored (else the uid would have come back): reopen.
-                reports.pop(entry.report, None)
+                if reports.get(entry.report) == entry.report_id:
+                    del reports[entry.report]
                 entry.report_id = None
                 continue
             self.queue.log_upload(uid, entry.report_id, entry.measurement, "drain")
