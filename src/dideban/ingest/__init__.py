@@ -71,12 +71,21 @@ def _now() -> dt.datetime:
 
 def _chunks(path: Path, old: IngestedFile | None, chunk: int) -> Iterator[_Chunk]:
     st = path.stat()
-    if old is not None and old.size == st.st_size and old.mtime_ns == st.st_mtime_ns:
+    if (
+        old is not None
+        and old.complete
+        and old.size == st.st_size
+        and old.mtime_ns == st.st_mtime_ns
+    ):
         return
     p = str(path)
 
-    def mark_at(bytes_done: int, lines: int, ms: int, errs: int) -> IngestedFile:
-        return IngestedFile(p, st.st_size, st.st_mtime_ns, bytes_done, lines, ms, errs, _now())
+    def mark_at(
+        bytes_done: int, lines: int, ms: int, errs: int, complete: bool = True
+    ) -> IngestedFile:
+        return IngestedFile(
+            p, st.st_size, st.st_mtime_ns, bytes_done, lines, ms, errs, _now(), complete
+        )
 
     if not is_jsonl(path):
         items = list(read_file(path))
@@ -120,7 +129,11 @@ def _chunks(path: Path, old: IngestedFile | None, chunk: int) -> Iterator[_Chunk
         prev_m += len(raws)
         prev_e += len(errs)
         mark = mark_at(
-            (offset + pos) if plain else 0, lines_done + start + len(part), prev_m, prev_e
+            (offset + pos) if plain else 0,
+            lines_done + start + len(part),
+            prev_m,
+            prev_e,
+            complete=start + chunk >= len(lines),
         )
         yield _Chunk(raws, errs, mark)
 

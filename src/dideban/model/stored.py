@@ -51,3 +51,5 @@ class IngestedFile:
     measurements: int
     errors: int
     ingested_at: dt.datetime
+    # False while only the first chunks of the file are in (a big file spans batches).
+    complete: bool = True

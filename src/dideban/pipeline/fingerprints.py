@@ -90,6 +90,8 @@ def _row_to_fp(row: Mapping[str, object], where: str) -> Fingerprint:
         raise FingerprintError(f"{where}: missing column {exc}") from None
     if not name:
         raise FingerprintError(f"{where}: empty name")
+    if not pattern:
+        raise FingerprintError(f"{where}: empty pattern")
     if ptype not in PATTERN_TYPES:
         raise FingerprintError(f"{where}: unknown pattern_type {ptype!r}")
     if location != "dns" and location != "body" and not location.startswith("header."):

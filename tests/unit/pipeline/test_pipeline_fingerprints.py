@@ -176,6 +176,7 @@ def test_user_folder_adds_and_overrides(tmp_path: Path) -> None:
         ("x,nat,,cookie,full,abc,5,,,,", "unknown location_found"),
         ("x,nat,,body,regexp,(unclosed,5,,,,", "bad regexp"),
         (",nat,,body,full,abc,5,,,,", "empty name"),
+        ("x,nat,,body,prefix,,5,,,,", "empty pattern"),
     ],
 )
 def test_bad_fingerprint_files_are_rejected_with_place(
