@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +70,35 @@ def real_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     db = root / "store.duckdb"
     args = ["ingest", "--data-dir", str(root / "data"), "--db", str(db)]
     result = CliRunner().invoke(build_app(), args)
+    assert result.exit_code == 0, result.output
+    running = start_server(db)
+    try:
+        yield running.url
+    finally:
+        running.stop()
+        running.server.config.app.state.reader.close()
+
+
+@pytest.fixture(scope="session")
+def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The dashboard over a store filled from a lab run: the probe measures the `iran`
+    scenario of the userspace censorship lab (loopback only), then `dideban ingest`."""
+    from typer.testing import CliRunner
+
+    from dideban.cli import build_app
+
+    root = tmp_path_factory.mktemp("browser-lab")
+    out = root / "lab.jsonl"
+    run = subprocess.run(
+        [sys.executable, "-m", "dideban", "run", "websites", "--lab", "iran", "--output", str(out)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert run.returncode == 0 and out.exists(), run.stdout[-2000:] + run.stderr[-2000:]
+    db = root / "store.duckdb"
+    result = CliRunner().invoke(build_app(), ["ingest", "--data-dir", str(out), "--db", str(db)])
     assert result.exit_code == 0, result.output
     running = start_server(db)
     try:
