@@ -1,18 +1,29 @@
-"""The collector as a real subprocess on 127.0.0.1: start, wait until it answers, SIGKILL,
-stop gracefully. Used by the crash tests, the load benchmark and anything that needs a
-collector it can kill."""
+"""Running a collector for tests, benchmarks and demos.
+
+- `CollectorProcess`: a real subprocess on 127.0.0.1: start, wait until it answers, SIGKILL,
+  stop gracefully (crash tests, the load benchmark).
+- `serve_collector`: uvicorn inside the caller's event loop, optionally capturing the raw
+  bytes of every request (leak tests)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
+import uvicorn
+
+from dideban.collector.app import create_app
 
 
 def free_port() -> int:
@@ -73,3 +84,56 @@ class CollectorProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
+
+
+@dataclass
+class Served:
+    url: str
+    data_dir: Path
+    captured: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+
+
+@contextlib.asynccontextmanager
+async def serve_collector(
+    data_dir: Path, port: int = 0, **app_options: Any
+) -> AsyncIterator[Served]:
+    """The collector on 127.0.0.1:`port` (0: any free port) until the block exits; it
+    seals its segments on the way out. `Served.captured` holds (headers, body) per request; the path is header `:path`."""
+    app = create_app(data_dir, **({"seal_after": 3600.0} | app_options))
+    served = Served("", data_dir)
+
+    async def capturing(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+
+        async def recv() -> Any:
+            message = await receive()
+            if message["type"] == "http.request":
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body"):
+                    headers = {k.decode(): v.decode() for k, v in scope["headers"]}
+                    headers[":path"] = scope["path"]
+                    served.captured.append((headers, b"".join(chunks)))
+            return message
+
+        await app(scope, recv, send)
+
+    config = uvicorn.Config(
+        capturing, host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    for _ in range(400):
+        if server.started:
+            break
+        await asyncio.sleep(0.01)
+    assert server.started, "the collector did not start"
+    bound = server.servers[0].sockets[0].getsockname()[1]
+    served.url = f"http://127.0.0.1:{bound}"
+    try:
+        yield served
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, timeout=15)
