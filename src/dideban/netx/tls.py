@@ -21,11 +21,14 @@ _IANA = {
 }
 
 
+_DER = 2  # _ssl.ENCODING_DER
+
+
 @dataclass(frozen=True)
 class TLSInfo:
     """A completed handshake: `tls_version` e.g. "TLSv1.3", `cipher_suite` (IANA name),
-    `negotiated_protocol` (ALPN, "" if none), `peer_certificates` DER, leaf first (only the
-    leaf on Pythons without `SSLObject.get_unverified_chain`, i.e. < 3.13)."""
+    `negotiated_protocol` (ALPN, "" if none), `peer_certificates` DER as the peer sent
+    them, leaf first (only the leaf if the chain getter is unavailable)."""
 
     tls_version: str
     cipher_suite: str
@@ -34,11 +37,15 @@ class TLSInfo:
 
 
 def _chain(obj: ssl.SSLObject) -> list[bytes]:
-    getter = getattr(obj, "get_unverified_chain", None)
+    # The public getter arrived in 3.13; 3.10-3.12 have it on the private _ssl object.
+    getter = getattr(obj, "get_unverified_chain", None) or getattr(
+        getattr(obj, "_sslobj", None), "get_unverified_chain", None
+    )
     if getter is not None:
         try:
-            return [bytes(c) if isinstance(c, bytes) else c.public_bytes() for c in getter()]
-        except (ssl.SSLError, AttributeError, TypeError):
+            chain = getter() or []
+            return [c if isinstance(c, bytes) else c.public_bytes(_DER) for c in chain]
+        except (ssl.SSLError, AttributeError, TypeError, ValueError):
             pass
     leaf = obj.getpeercert(binary_form=True)
     return [leaf] if leaf else []

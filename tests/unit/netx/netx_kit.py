@@ -107,7 +107,8 @@ class CA:
         stem = f"{names[0]}-{'old' if expired else 'ok'}"
         cert_path = self.tmp / f"{stem}.crt"
         key_path = self.tmp / f"{stem}.key"
-        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        # The chain file holds the leaf then the CA, as real servers send intermediates.
+        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM) + self.pem.encode())
         key_path.write_bytes(self.ca.leaf_key_pem)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(cert_path, key_path)

@@ -45,6 +45,9 @@ async def test_good_handshake_records_version_cipher_alpn_and_chain(ca: CA) -> N
     assert record["server_name"] == "site.example"
     assert record["address"].startswith("127.0.0.1:")
     assert record["no_tls_verify"] is False and record["failure"] is None
+    assert len(record["peer_certificates"]) == 2  # leaf, then the CA the server sent
+    ca_der = base64.b64decode(record["peer_certificates"][1]["data"])
+    assert x509.load_der_x509_certificate(ca_der) == ca.ca.cert
     leaf = record["peer_certificates"][0]
     assert leaf["format"] == "base64"
     cert = x509.load_der_x509_certificate(base64.b64decode(leaf["data"]))
