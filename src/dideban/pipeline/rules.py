@@ -49,9 +49,9 @@ IM = ("whatsapp", "telegram", "signal", "facebook_messenger")
 RULES: tuple[Rule, ...] = (
     # -- web_connectivity (the classic analysis, recomputed) --------------------------------
     Rule("wc.no_test_keys", 1, WC, "test_keys is null: nothing was measured", ("no_test_keys",), FAIL),
+    Rule("wc.fp.dns", 1, WC, "A DNS answer matches a blocking fingerprint that confirms for this country (the cause, even when the block page it leads to matches too)", ("fp_dns_confirmed",), _a("dns", True)),
     Rule("wc.fp.http_failure", 1, WC, "A blocking fingerprint that confirms for this country matches a response, and the fetch then failed (e.g. an unusable redirect to a block page)", ("fp_http_confirmed", "http_failed"), _a("http-failure", True)),
     Rule("wc.fp.http", 1, WC, "An HTTP body or header matches a blocking fingerprint that confirms for this country", ("fp_http_confirmed",), _a("http-diff", True)),
-    Rule("wc.fp.dns", 1, WC, "A DNS answer matches a blocking fingerprint that confirms for this country", ("fp_dns_confirmed",), _a("dns", True)),
     Rule("wc.dns.inconsistent", 1, WC, "DNS answers disagree with the control (bogon, NXDOMAIN on one side only, or addresses the control cannot vouch for) and the page was not fetched as the control saw it", ("dns_inconsistent", "not_http_accessible"), _a("dns")),
     Rule("wc.control.unavailable", 1, WC, "No usable control: the test helper failed or is missing", ("control_unavailable",), FAIL),
     Rule("wc.both_failed", 1, WC, "The probe and the control both failed to fetch the page: the site is down, not blocked", ("probe_http_unsuccessful", "control_http_failed"), OK),
