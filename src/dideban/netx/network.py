@@ -150,6 +150,31 @@ class LoopbackOrDialer:
         return await self.inner.dial(ip, port, timeout)
 
 
+def is_global_unicast(ip: str) -> bool:
+    """A public unicast address (not private, loopback, link-local, reserved, documentation,
+    shared or multicast)."""
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return addr.is_global and not addr.is_multicast
+
+
+class GlobalOnlyDialer:
+    """Refuses every destination that is not a global unicast address (before any socket), so
+    a server dialling on behalf of others (the test helper) cannot be pointed at loopback or a
+    private network, by the request itself, by DNS or by a redirect."""
+
+    def __init__(self, inner: Dialer, failure: str) -> None:
+        self.inner = inner
+        self.failure = failure
+
+    async def dial(self, ip: str, port: int, timeout: float) -> Conn:
+        if not is_global_unicast(ip):
+            raise NetxFailure(self.failure)
+        return await self.inner.dial(ip, port, timeout)
+
+
 class Resolver(Protocol):
     async def lookup(self, host: str, timeout: float) -> list[str]:
         """The host's addresses (IPv4 first, as strings); raises `NetxFailure`."""

@@ -8,6 +8,7 @@ requests in flight than allowed).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -17,7 +18,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from dideban.netx import Network
-from dideban.testhelper.control import BadControlRequest, measure_control, parse_control_request
+from dideban.netx.network import GlobalOnlyDialer
+from dideban.testhelper.control import (
+    REFUSED_DESTINATION,
+    BadControlRequest,
+    measure_control,
+    parse_control_request,
+)
 
 MAX_BODY = 16 << 20
 MAX_IN_FLIGHT = 64
@@ -56,6 +63,11 @@ def create_app(
     """The helper as an ASGI app. `lab_mode` defaults to whether `network` is a lab network
     (then lab destinations are allowed, through the lab's control view)."""
     lab = network.lab is not None if lab_mode is None else lab_mode
+    if not lab:
+        # Every dial (endpoints, the URL's addresses, redirect targets) must be public.
+        network = dataclasses.replace(
+            network, dialer=GlobalOnlyDialer(network.dialer, REFUSED_DESTINATION)
+        )
     state = {"in_flight": 0}
 
     async def health(request: Request) -> Response:

@@ -18,6 +18,7 @@ from typing import Any
 from dideban.measure import Trace, http_fetch, tcp_connect, tls_handshake
 from dideban.model import failures
 from dideban.netx import Network, NetxFailure, join_hostport, parse_url, split_hostport
+from dideban.netx.network import is_global_unicast
 
 REFUSED_DESTINATION = failures.unknown_failure("test helper refuses non-global destination")
 MAX_ENDPOINTS = 64
@@ -82,11 +83,7 @@ def parse_control_request(data: Any) -> ControlRequest:
 
 def is_bogon(ip: str) -> bool:
     """Not a global unicast address (private, loopback, link-local, reserved, lab ranges...)."""
-    try:
-        addr = ipaddress.ip_address(ip)
-    except ValueError:
-        return True
-    return not addr.is_global or addr.is_multicast
+    return not is_global_unicast(ip)
 
 
 def extract_title(body: bytes) -> str:
@@ -146,9 +143,9 @@ async def measure_control(
         return endpoint, tcp, tls_entry
 
     async def fetch() -> dict[str, Any]:
-        if not lab_mode and (dns["failure"] is not None or any(is_bogon(a) for a in th_addrs)):
-            failure = dns["failure"] or REFUSED_DESTINATION
-            return _http(failure)
+        if dns["failure"] is not None:
+            return _http(dns["failure"])
+        # Non-global addresses (outside lab mode) are refused by the app's dialer.
         result = await http_fetch(network, trace, req.http_request, req.http_request_headers)
         if result.response is None or result.failure is not None:
             return _http(result.failure or failures.HTTP_REQUEST_FAILED)

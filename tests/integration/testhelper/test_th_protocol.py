@@ -235,3 +235,55 @@ async def test_round_trip_over_loopback(tmp_path: Path) -> None:
     assert body["http_request"]["title"] == "Lab news site"
     assert body["tcp_connect"][f"{SITE_IP}:80"] == {"status": True, "failure": None}
     assert body["tls_handshake"] == {}
+
+
+class RecordingDialer:
+    """Plays every public address with one loopback server, and remembers what was dialled
+    (no packet ever goes to the address itself)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.dialled: list[str] = []
+
+    async def dial(self, ip: str, port: int, timeout: float) -> Any:
+        from dideban.netx.network import Conn
+
+        self.dialled.append(ip)
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        return Conn(reader, writer, f"{ip}:{port}")
+
+
+class FixedResolver:
+    def __init__(self, addrs: list[str]) -> None:
+        self.addrs = addrs
+
+    async def lookup(self, host: str, timeout: float) -> list[str]:
+        return self.addrs
+
+
+async def test_redirect_to_a_private_address_is_not_followed_outside_lab_mode() -> None:
+    from netx_kit import Page, http_handler, tcp_server
+
+    pages = {"/": Page(302, [("Location", "http://10.0.0.1/admin")])}
+    async with tcp_server(http_handler(pages)) as port:
+        network = make_network(timeouts={"connect": 1.0, "http": 1.0})
+        fake = RecordingDialer(port)
+        network.dialer = fake
+        network.resolver = FixedResolver(["93.184.216.34"])
+        async with client(create_app(network)) as c:
+            r = await c.post("/", json=control_request("http://public.example/", []))
+    body = r.json()
+    assert body["tcp_connect"]["93.184.216.34:80"] == {"status": True, "failure": None}
+    assert body["http_request"]["failure"] == REFUSED_DESTINATION
+    assert "10.0.0.1" not in fake.dialled and fake.dialled
+
+
+def test_global_only_dialer_policy() -> None:
+    from dideban.netx.network import is_global_unicast
+
+    for ip in ("10.10.34.35", "127.0.0.1", "192.168.1.1", "172.16.0.1", "169.254.1.1",
+               "198.18.0.1", "100.64.0.1", "0.0.0.0", "224.0.0.1", "::1", "fe80::1",
+               "fc00::1", "2001:db8::1"):  # fmt: skip
+        assert not is_global_unicast(ip), ip
+    for ip in ("93.184.216.34", "8.8.8.8", "2606:4700::1111"):
+        assert is_global_unicast(ip), ip
