@@ -32,6 +32,8 @@ from dideban.api.reader import QueryTimeout, Reader, StoreBusy, iso
 # The longest a single query may run before it is interrupted (seconds).
 DEFAULT_QUERY_TIMEOUT = 5.0
 MAX_LIMIT = 1000
+# The most cells one aggregation answer may hold (JSON or CSV).
+MAX_CELLS = 100_000
 
 # OONI's measurement uids: `20231101164541.064089_IT_webconnectivity_0123abcd...`.
 UID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -279,7 +281,10 @@ def create_app(
         started = time.perf_counter()
         if axis_x is not None and axis_x == axis_y:
             raise ApiError(400, "invalid_request", "axis_x and axis_y must differ")
-        cells = aggregate(reader, filters, axis_x, axis_y, time_grain)
+        try:
+            cells = aggregate(reader, filters, axis_x, axis_y, time_grain)
+        except TooManyCells as exc:
+            raise ApiError(400, "too_many_cells", str(exc)) from None
         axes = [a for a in (axis_x, axis_y) if a is not None]
         if format == "CSV":
             headers = {}
@@ -342,12 +347,27 @@ def create_app(
     return app
 
 
+class TooManyCells(ValueError):
+    """An aggregation would answer with more cells than a response may hold."""
+
+
 def aggregate(
-    reader: Reader, filters: q.Filters, axis_x: str | None, axis_y: str | None, time_grain: str
+    reader: Reader,
+    filters: q.Filters,
+    axis_x: str | None,
+    axis_y: str | None,
+    time_grain: str,
+    *,
+    max_cells: int = MAX_CELLS,
 ) -> list[dict[str, Any]]:
-    """Aggregation cells, axis values formatted as OONI does."""
+    """Aggregation cells, axis values formatted as OONI does. Raises TooManyCells past
+    `max_cells` (input x hour over a year would be tens of millions of cells)."""
     sql, params = q.aggregation_sql(filters, axis_x, axis_y, time_grain)
-    rows = reader.query(sql, params)
+    rows = reader.query(f"{sql} LIMIT {int(max_cells) + 1}", params)
+    if len(rows) > max_cells:
+        raise TooManyCells(
+            f"more than {max_cells:,} cells: narrow the filters or use a coarser time_grain"
+        )
     axes = [a for a in (axis_x, axis_y) if a is not None]
     out = []
     for row in rows:

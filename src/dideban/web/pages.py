@@ -32,6 +32,8 @@ PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 # "Now" on the home page: this many days up to the newest measurement in the store.
 RECENT_DAYS = 30
 PAGE_SIZE = 50
+# A chart (and its table) beyond this many cells is unreadable and heavy for a phone.
+CHART_MAX_CELLS = 5_000
 # Pages may load nothing from another host; plotly draws with inline styles and data: images.
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -318,9 +320,12 @@ def register_pages(app: FastAPI, reader: Reader) -> None:
             return bad_request(request, "axis_x and axis_y must be two different axes")
         if grain not in q.TIME_GRAINS or metric not in q.COUNTS:
             return bad_request(request, "unknown time grain or metric")
-        from dideban.api.app import aggregate
+        from dideban.api.app import TooManyCells, aggregate
 
-        cells = aggregate(reader, filters, axis_x, axis_y, grain)
+        try:
+            cells = aggregate(reader, filters, axis_x, axis_y, grain, max_cells=CHART_MAX_CELLS)
+        except TooManyCells as exc:
+            return bad_request(request, f"This chart would have {exc}.")
         traces = _traces(cells, axis_x, axis_y, metric, kind="bar")
         api_params = {k: v for k, v in params.items() if k != "metric" and v}
         api_params.setdefault("axis_x", axis_x)

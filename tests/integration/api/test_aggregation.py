@@ -168,3 +168,23 @@ async def test_bad_aggregation_requests(
     assert r.status_code == 400
     assert r.json()["error"]["code"] == "invalid_request"
     assert needle in r.json()["error"]["message"]
+
+
+async def test_too_many_cells_is_a_clear_400(
+    client: httpx.AsyncClient, verdicts: list[Verdict], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dideban.api.app as app_module
+
+    cells = len(expected_cells(verdicts, ["input", "probe_asn"]))
+    monkeypatch.setattr(app_module.aggregate, "__kwdefaults__", {"max_cells": cells - 1})
+    r = await client.get("/api/v1/aggregation", params={"axis_x": "input", "axis_y": "probe_asn"})
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "too_many_cells"
+    monkeypatch.setattr(app_module.aggregate, "__kwdefaults__", {"max_cells": cells})
+    r = await client.get("/api/v1/aggregation", params={"axis_x": "input", "axis_y": "probe_asn"})
+    assert r.status_code == 200 and len(r.json()["result"]) == cells
+    page = await client.get("/chart", params={"axis_x": "input", "axis_y": "probe_asn"})
+    assert page.status_code == 200
+    monkeypatch.setattr("dideban.web.pages.CHART_MAX_CELLS", 3)
+    page = await client.get("/chart", params={"axis_x": "input", "axis_y": "probe_asn"})
+    assert page.status_code == 400 and "coarser" in page.text
