@@ -11,7 +11,7 @@ import typer
 def serve(
     db: Annotated[Path, typer.Option("--db", help="The store (DuckDB file) to serve, read-only")],
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on")] = 8080,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on")] = 8080,
     query_timeout: Annotated[
         float, typer.Option(min=0.1, help="Seconds before a query is interrupted")
     ] = 5.0,
