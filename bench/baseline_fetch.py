@@ -39,24 +39,39 @@ class _DNSProtocol(asyncio.DatagramProtocol):
 
 async def udp_lookup(
     domain: str, resolver: str, timeout: float, listen_after: float = 0.0
-) -> list[str]:
+) -> tuple[list[str], asyncio.Task[None] | None]:
+    """A-record lookup over UDP: the first reply's addresses, and (with `listen_after`) the
+    task that keeps the socket open that long after the first reply, as web_connectivity's UDP
+    lookup does to catch a real answer racing an injected one."""
     host, port = resolver.rsplit(":", 1)
     loop = asyncio.get_running_loop()
     transport, proto = await loop.create_datagram_endpoint(
         _DNSProtocol, remote_addr=(host, int(port))
     )
+    tail: asyncio.Task[None] | None = None
     try:
         query = dns.message.make_query(domain, dns.rdatatype.A)
         transport.sendto(query.to_wire())
         first = await asyncio.wait_for(proto.replies.get(), timeout)
-        if listen_after > 0:
-            await asyncio.sleep(listen_after)
         reply = dns.message.from_wire(first)
-        return [
+        addrs = [
             r.address for rrset in reply.answer if rrset.rdtype == dns.rdatatype.A for r in rrset
         ]
+        if listen_after > 0:
+
+            async def listen() -> None:
+                try:
+                    await asyncio.sleep(listen_after)
+                    while not proto.replies.empty():
+                        dns.message.from_wire(proto.replies.get_nowait())
+                finally:
+                    transport.close()
+
+            tail = asyncio.create_task(listen())
+        return addrs, tail
     finally:
-        transport.close()
+        if tail is None:
+            transport.close()
 
 
 async def _connect(
@@ -73,12 +88,19 @@ async def _connect(
 
 
 async def _get(
-    url: str, view: LabView, tls: ssl.SSLContext, timeouts: dict[str, float]
+    url: str,
+    view: LabView,
+    tls: ssl.SSLContext,
+    timeouts: dict[str, float],
+    tails: list[asyncio.Task[None]],
+    listen_after: float,
 ) -> tuple[int, str | None]:
     parts = urlsplit(url)
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    addrs = await udp_lookup(host, view.resolver, timeouts.get("dns", 2.0))
+    addrs, tail = await udp_lookup(host, view.resolver, timeouts.get("dns", 2.0), listen_after)
+    if tail is not None:
+        tails.append(tail)
     if not addrs:
         raise LookupError(f"no address for {host}")
     https = parts.scheme == "https"
@@ -117,11 +139,16 @@ async def _get(
 
 
 async def bare_fetch(
-    url: str, view: LabView, tls: ssl.SSLContext, timeouts: dict[str, float]
+    url: str,
+    view: LabView,
+    tls: ssl.SSLContext,
+    timeouts: dict[str, float],
+    listen_after: float = 0.0,
 ) -> BareResult:
+    tails: list[asyncio.Task[None]] = []
     try:
         for _ in range(10):
-            status, location = await _get(url, view, tls, timeouts)
+            status, location = await _get(url, view, tls, timeouts, tails, listen_after)
             if status in (301, 302, 303, 307, 308) and location:
                 url = location
                 continue
@@ -129,6 +156,8 @@ async def bare_fetch(
         return BareResult(url, False, error="too many redirects")
     except (OSError, TimeoutError, LookupError, ssl.SSLError, ValueError, IndexError) as exc:
         return BareResult(url, False, error=type(exc).__name__)
+    finally:
+        await asyncio.gather(*tails)
 
 
 def lab_tls_context(ca_pem: str) -> ssl.SSLContext:
@@ -138,7 +167,12 @@ def lab_tls_context(ca_pem: str) -> ssl.SSLContext:
 
 
 async def fetch_all(
-    urls: list[str], view: LabView, ca_pem: str, timeouts: dict[str, float], concurrency: int
+    urls: list[str],
+    view: LabView,
+    ca_pem: str,
+    timeouts: dict[str, float],
+    concurrency: int,
+    listen_after: float = 0.0,
 ) -> tuple[list[BareResult], float]:
     tls = lab_tls_context(ca_pem)
     queue: asyncio.Queue[str] = asyncio.Queue()
@@ -148,7 +182,8 @@ async def fetch_all(
 
     async def worker() -> None:
         while not queue.empty():
-            results.append(await bare_fetch(queue.get_nowait(), view, tls, timeouts))
+            url = queue.get_nowait()
+            results.append(await bare_fetch(url, view, tls, timeouts, listen_after))
 
     t0 = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(min(concurrency, len(urls)))))

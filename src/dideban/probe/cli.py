@@ -273,6 +273,8 @@ class WebsitesRun:
     concurrency: int
     collector: str | None = None
     show_progress: bool = True
+    # Ramp-up between the start of two workers (see runner.run_targets).
+    start_interval: float = 0.005
 
 
 async def run_websites(run: WebsitesRun) -> list[MeasurementResult]:
@@ -329,6 +331,7 @@ async def run_websites(run: WebsitesRun) -> list[MeasurementResult]:
                 sinks=sinks,
                 concurrency=run.concurrency,
                 on_result=advance,
+                start_interval=run.start_interval,
             )
         if counts is not None:
             c = counts()

@@ -113,8 +113,13 @@ async def run_targets(
     concurrency: int = 32,
     on_result: Callable[[MeasurementResult], None] | None = None,
     clock: Callable[[], dt.datetime] = _now,
+    start_interval: float = 0.0,
 ) -> list[MeasurementResult]:
-    """Measure every target with at most `concurrency` in flight; results in input order."""
+    """Measure every target with at most `concurrency` in flight; results in input order.
+
+    Worker k starts `k * start_interval` seconds late: a ramp-up, so that the first wave of
+    measurements does not hit the resolver with `4 * concurrency` queries in one burst (UDP
+    queries dropped by a full socket buffer would look like DNS blocking)."""
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
     queue: asyncio.Queue[int] = asyncio.Queue()
@@ -124,7 +129,9 @@ async def run_targets(
     # Sinks see one measurement at a time, in completion order.
     sink_lock = asyncio.Lock()
 
-    async def worker() -> None:
+    async def worker(k: int) -> None:
+        if k and start_interval > 0:
+            await asyncio.sleep(k * start_interval)
         while True:
             try:
                 i = queue.get_nowait()
@@ -139,6 +146,6 @@ async def run_targets(
                 on_result(result)
 
     async with asyncio.TaskGroup() as group:
-        for _ in range(min(concurrency, len(targets))):
-            group.create_task(worker())
+        for k in range(min(concurrency, len(targets))):
+            group.create_task(worker(k))
     return [r for r in results if r is not None]

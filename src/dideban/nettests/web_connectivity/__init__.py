@@ -8,8 +8,8 @@ One measurement of a URL:
    all recorded (`x_dns_duplicate_responses`);
 2. in parallel: ask the control test helper to measure the same URL from an uncensored vantage
    point (`control`, `x_control_request`, `control_failure`); TCP-connect to every address the
-   probe resolved (with a TLS handshake, SNI = the URL's host, for https); and fetch the URL
-   with HTTP GET following redirects;
+   probe resolved (with a TLS handshake, SNI = the URL's host, for https); meanwhile, from the
+   start, the web step fetches the URL with HTTP GET following redirects;
 3. TCP-connect (and TLS) to the addresses only the control resolved;
 4. analyse the records (`analysis.analyze`, a pure function) into `blocking` and `accessible`.
 
@@ -92,6 +92,9 @@ async def measure(url: str, ctx: WebConnectivityContext) -> dict[str, Any]:
     server_name = host if parts.scheme == "https" else None
 
     literal = _ip_literal(host)
+    # The web step needs nothing from the others (it resolves for itself): start it first, so
+    # that a slow or blocked DNS delays it and the connectivity step once, not twice.
+    http = asyncio.create_task(measurer.http_get(url, ctx.request_headers))
     udp_task: asyncio.Task[DNSOutcome] | None = None
     if literal is not None:
         system = DNSOutcome(addrs=[literal], failure=None)
@@ -106,7 +109,6 @@ async def measure(url: str, ctx: WebConnectivityContext) -> dict[str, Any]:
     }
     control_task = asyncio.create_task(measurer.control(ctx.test_helper_url, control_request))
     connects = asyncio.create_task(_connect_all(measurer, system.addrs, port, server_name))
-    http = asyncio.create_task(measurer.http_get(url, ctx.request_headers))
     control: ControlOutcome = await control_task
     await connects
     if control.response is not None:
