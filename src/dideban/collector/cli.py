@@ -25,6 +25,14 @@ def collector(
     seal_after: Annotated[
         float, typer.Option(help="Seconds after which an open segment is sealed into raw/.")
     ] = DEFAULT_SEAL_AFTER,
+    no_fsync: Annotated[
+        bool,
+        typer.Option(
+            "--no-fsync",
+            hidden=True,
+            help="Skip fsync (benchmark baseline only: acknowledged data can be lost).",
+        ),
+    ] = False,
     test_lists: Annotated[
         Path | None,
         typer.Option(help="Directory of Citizen Lab CSV lists (default: the bundled copy)."),
@@ -39,6 +47,7 @@ def collector(
         max_body_bytes=max_body_bytes,
         seal_after=seal_after,
         test_lists_dir=test_lists,
+        durable=not no_fsync,
     )
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+import orjson
 import zstandard
 
 from dideban.collector.validate import ReportInfo
@@ -49,17 +50,20 @@ DEFAULT_SEAL_AFTER: Final = 30.0
 
 
 def idempotency_key(report_id: str, content: dict[str, Any]) -> str:
-    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    """sha256 of the report id and the content's canonical JSON (sorted keys, compact), so
+    that a resubmission is recognised whatever its key order or whitespace."""
     h = hashlib.sha256(report_id.encode("utf-8"))
     h.update(b"\n")
-    h.update(canonical.encode("ascii"))
+    h.update(orjson.dumps(content, option=orjson.OPT_SORT_KEYS))
     return h.hexdigest()
 
 
 def stored_line(content: dict[str, Any], uid: str) -> bytes:
+    """The measurement as submitted (same keys, same order) plus `measurement_uid`: compact
+    UTF-8 JSON on one line (JSON strings never contain a raw newline)."""
     doc = dict(content)
     doc["measurement_uid"] = uid
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+    return orjson.dumps(doc)
 
 
 def _fsync_dir(path: Path) -> None:

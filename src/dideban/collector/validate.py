@@ -11,9 +11,10 @@ not to retry, while storing nothing (the issue lists them under bad input).
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
 from typing import Any, Final
+
+import orjson
 
 from dideban.collector.errors import CollectorError
 from dideban.collector.ids import PROBE_ASN_RE, PROBE_CC_RE, TEST_NAME_RE, report_testname
@@ -44,8 +45,8 @@ MEASUREMENT_STR_KEYS: Final[tuple[str, ...]] = (
 
 def parse_json(body: bytes) -> Any:
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
         raise CollectorError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
 
 
