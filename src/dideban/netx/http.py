@@ -132,33 +132,38 @@ async def http_roundtrip(
         if body:
             data += h.send(h11.Data(data=body))
         data += h.send(h11.EndOfMessage())
-        conn.writer.write(data)
-        await asyncio.wait_for(conn.writer.drain(), timeout)
+        loop = asyncio.get_running_loop()
         response: h11.Response | None = None
         chunks: list[bytes] = []
         size = 0
         truncated = False
-        while True:
-            event = h.next_event()
-            if event is h11.NEED_DATA:
-                raw = await asyncio.wait_for(conn.reader.read(65536), timeout)
-                if not raw and response is None:
-                    raise NetxFailure(failures.EOF_ERROR)
-                h.receive_data(raw)
-                eof = not raw
-                continue
-            if isinstance(event, h11.Response):
-                response = event
-            elif isinstance(event, h11.Data):
-                room = max_body - size
-                if len(event.data) > room:
-                    chunks.append(bytes(event.data[:room]))
-                    truncated = True
+        # One timer for the exchange, pushed back before each wait: cheaper than a
+        # wait_for per read, same per-operation semantics.
+        async with asyncio.timeout(loop.time() + timeout) as deadline:
+            conn.writer.write(data)
+            await conn.writer.drain()
+            while True:
+                event = h.next_event()
+                if event is h11.NEED_DATA:
+                    deadline.reschedule(loop.time() + timeout)
+                    raw = await conn.reader.read(65536)
+                    if not raw and response is None:
+                        raise NetxFailure(failures.EOF_ERROR)
+                    h.receive_data(raw)
+                    eof = not raw
+                    continue
+                if isinstance(event, h11.Response):
+                    response = event
+                elif isinstance(event, h11.Data):
+                    room = max_body - size
+                    if len(event.data) > room:
+                        chunks.append(bytes(event.data[:room]))
+                        truncated = True
+                        break
+                    chunks.append(bytes(event.data))
+                    size += len(event.data)
+                elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
                     break
-                chunks.append(bytes(event.data))
-                size += len(event.data)
-            elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
-                break
     except NetxFailure:
         raise
     except h11.RemoteProtocolError as exc:

@@ -83,7 +83,8 @@ class Conn:
         """Close, never raising."""
         try:
             self.writer.close()
-            await asyncio.wait_for(self.writer.wait_closed(), 1.0)
+            async with asyncio.timeout(1.0):
+                await self.writer.wait_closed()
         except (OSError, TimeoutError, ssl.SSLError):
             pass
 
@@ -96,9 +97,8 @@ class Dialer(Protocol):
 
 async def _open(host: str, port: int, address: str, timeout: float) -> Conn:
     try:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(host, port, limit=1 << 20), timeout
-        )
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(host, port, limit=1 << 20)
     except Exception as exc:
         raise NetxFailure(classify(exc)) from exc
     return Conn(reader, writer, address)

@@ -67,9 +67,8 @@ async def tls_handshake(
     ctx = network.tls_context(verify=verify, alpn=alpn)
     timeout = network.timeouts.tls if timeout is None else timeout
     try:
-        await asyncio.wait_for(
-            conn.writer.start_tls(ctx, server_hostname=server_name or None), timeout
-        )
+        async with asyncio.timeout(timeout):
+            await conn.writer.start_tls(ctx, server_hostname=server_name or None)
     except Exception as exc:
         raise NetxFailure(classify(exc)) from exc
     obj = conn.writer.get_extra_info("ssl_object")
