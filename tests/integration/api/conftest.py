@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -17,6 +18,25 @@ from dideban.model.verdict import Verdict
 @pytest.fixture(scope="session")
 def sample_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Verdict]]:
     return build_sample_store(tmp_path_factory.mktemp("api-store"), n=400, seed=5)
+
+
+SAMPLES = Path(__file__).resolve().parents[2] / "fixtures" / "ooni-samples"
+
+
+@pytest.fixture(scope="session")
+def real_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store that `dideban ingest` filled from the real OONI samples."""
+    from typer.testing import CliRunner
+
+    from dideban.cli import build_app
+
+    root = tmp_path_factory.mktemp("real")
+    data = root / "data"
+    shutil.copytree(SAMPLES, data)
+    db = root / "store.duckdb"
+    result = CliRunner().invoke(build_app(), ["ingest", "--data-dir", str(data), "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    return db
 
 
 @pytest.fixture(scope="session")

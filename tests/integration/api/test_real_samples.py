@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -10,25 +9,10 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from typer.testing import CliRunner
 
 from dideban.api.app import create_app
-from dideban.cli import build_app
 from dideban.pipeline.rules import RULES
 from dideban.store import Store
-
-SAMPLES = Path(__file__).resolve().parents[2] / "fixtures" / "ooni-samples"
-
-
-@pytest.fixture(scope="module")
-def real_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("real")
-    data = root / "data"
-    shutil.copytree(SAMPLES, data)
-    db = root / "store.duckdb"
-    result = CliRunner().invoke(build_app(), ["ingest", "--data-dir", str(data), "--db", str(db)])
-    assert result.exit_code == 0, result.output
-    return db
 
 
 @pytest.fixture(scope="module")
