@@ -31,6 +31,7 @@ from dideban.lab.netns.plan import (
     ISP_RESOLVER,
     NS_PROBE,
     TEST_HELPER_IP,
+    TEST_HELPER_PORT,
     Plan,
     PlanError,
     make_plan,
@@ -127,7 +128,7 @@ def up(
             probe_view=LabView(routes={}, resolver=f"{ISP_RESOLVER}:53", direct=True),
             control_view=LabView(routes={}, resolver=f"{HONEST_RESOLVER}:53", direct=True),
             ca_pem=ca_pem.decode(),
-            test_helper_url=f"http://{TEST_HELPER_IP}" if with_helper else "",
+            test_helper_url=f"http://{TEST_HELPER_IP}:{TEST_HELPER_PORT}" if with_helper else "",
             collector_url="",
             timeouts=dict(TIMEOUTS),
             pid=0,
@@ -170,7 +171,7 @@ def _wait_ready(state: Path, with_helper: bool) -> int:
     sup_pid = int(pid_file.read_text(encoding="utf-8"))
     if with_helper:
         # The helper has no ready file of its own: wait until its port accepts in the ns.
-        probe = f"import socket; socket.create_connection(('{TEST_HELPER_IP}', 80), 1).close()"
+        probe = f"import socket; socket.create_connection(('{TEST_HELPER_IP}', {TEST_HELPER_PORT}), 1).close()"
         while time.monotonic() < deadline:
             rc = subprocess.run(
                 ["ip", "netns", "exec", NS_PROBE, sys.executable, "-c", probe],

@@ -17,7 +17,13 @@ import sys
 import time
 from pathlib import Path
 
-from dideban.lab.netns.plan import NS_CENSOR, NS_DOMESTIC, NS_INET, TEST_HELPER_IP
+from dideban.lab.netns.plan import (
+    NS_CENSOR,
+    NS_DOMESTIC,
+    NS_INET,
+    TEST_HELPER_IP,
+    TEST_HELPER_PORT,
+)
 
 MAX_RESTARTS = 5
 
@@ -34,7 +40,7 @@ def commands(state: Path, *, with_test_helper: bool) -> dict[str, list[str]]:
     if with_test_helper:
         cmds["testhelper"] = [
             "ip", "netns", "exec", NS_INET, py, "-m", "dideban", "testhelper",
-            "--host", TEST_HELPER_IP, "--port", "80", "--lab-state", str(state / "lab.json"),
+            "--host", TEST_HELPER_IP, "--port", str(TEST_HELPER_PORT), "--lab-state", str(state / "lab.json"),
         ]  # fmt: skip
     return cmds
 

@@ -195,6 +195,12 @@ def host_leak_rules() -> list[list[str]]:
     """
     rules = []
     for r in RANGES:
+        for side in ("-s", "-d"):
+            # Name the offender in the kernel log (dmesg), rate-limited.
+            rules.append(
+                ["-A", HOST_LEAK_CHAIN, "!", "-o", "lo", side, r, "-m", "limit", "--limit",
+                 "10/min", "-j", "LOG", "--log-prefix", "dideban-leak: "]
+            )  # fmt: skip
         rules.append(["-A", HOST_LEAK_CHAIN, "!", "-o", "lo", "-s", r, "-j", "DROP"])
         rules.append(
             ["-A", HOST_LEAK_CHAIN, "!", "-o", "lo", "-d", r, "-j", "REJECT",
@@ -270,7 +276,7 @@ def host_leak_count() -> int:
     total = 0
     for line in text.splitlines()[2:]:
         fields = line.split()
-        if fields and fields[0].isdigit():
+        if len(fields) > 2 and fields[0].isdigit() and fields[2] in ("DROP", "REJECT"):
             total += int(fields[0])
     return total
 
