@@ -8,6 +8,7 @@ Public API (stable names):
   `dns_lookup_udp(network, trace, domain, resolver=None, query_types=("A","AAAA"))
       -> DNSLookupResult` (`.replies`, `.duplicates` for x_dns_duplicate_responses)
   `dns_lookup_doh(network, trace, domain, url) -> DNSLookupResult`
+  `dns_lookup_tcp(network, trace, domain, resolver=None) -> DNSLookupResult`
   `tcp_connect(network, trace, ip, port) -> TCPConnectResult` (`.conn` open on success)
   `tls_handshake(network, trace, conn, server_name, alpn=..., verify=True, transaction_id=None)
       -> TLSHandshakeResult`
@@ -26,6 +27,7 @@ from dideban.measure.steps import (
     TLSHandshakeResult,
     dns_lookup_doh,
     dns_lookup_system,
+    dns_lookup_tcp,
     dns_lookup_udp,
     http_fetch,
     tcp_connect,
@@ -42,6 +44,7 @@ __all__ = [
     "Trace",
     "dns_lookup_doh",
     "dns_lookup_system",
+    "dns_lookup_tcp",
     "dns_lookup_udp",
     "encode_body",
     "encode_headers",

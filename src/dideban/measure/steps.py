@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,7 @@ from dideban.netx import (
     next_location,
     parse_reply,
     parse_url,
+    tcp_exchange,
     udp_exchange,
 )
 from dideban.netx import tls_handshake as netx_tls_handshake
@@ -192,30 +194,47 @@ def _dns_failure(fails: list[str]) -> str:
     return fails[0] if fails else failures.DNS_NO_ANSWER
 
 
-async def dns_lookup_doh(
+async def dns_lookup_tcp(
     network: Network,
     trace: Trace,
     domain: str,
-    url: str,
+    resolver: str | None = None,
     query_types: tuple[str, ...] = ("A", "AAAA"),
 ) -> DNSLookupResult:
-    """DNS over HTTPS (POST application/dns-message to `url`); one query record per type
-    (engine "doh", resolver_address = url)."""
+    """DNS over TCP to `resolver` (default the network's); one query record per type
+    (engine "tcp")."""
+    endpoint = resolver or network.resolver_address
+    if not endpoint:
+        raise ValueError("no resolver address: pass resolver='ip:port'")
+    return await _lookup_exchange(
+        network, trace, domain, "tcp", endpoint, query_types,
+        lambda wire: tcp_exchange(network, endpoint, wire),
+    )  # fmt: skip
 
+
+async def _lookup_exchange(
+    network: Network,
+    trace: Trace,
+    domain: str,
+    engine: str,
+    resolver_address: str,
+    query_types: tuple[str, ...],
+    exchange: Callable[[bytes], Awaitable[bytes]],
+) -> DNSLookupResult:
     async def one(qtype: str) -> tuple[list[str], str | None]:
         txid = trace.next_id()
         _qid, wire = build_query(domain, qtype)
         t0 = network.clock.now()
         try:
-            data = await doh_exchange(network, url, wire)
+            data = await exchange(wire)
         except NetxFailure as exc:
             trace.add_query(
-                engine="doh",
+                engine=engine,
                 hostname=domain,
                 query_type=qtype,
                 answers=[],
                 failure=exc.failure,
-                resolver_address=url,
+                resolver_address=resolver_address,
                 t0=t0,
                 t=network.clock.now(),
                 transaction_id=txid,
@@ -223,12 +242,12 @@ async def dns_lookup_doh(
             return [], exc.failure
         parsed = parse_reply(data, qtype)
         trace.add_query(
-            engine="doh",
+            engine=engine,
             hostname=domain,
             query_type=qtype,
             answers=_answers(trace, [(a.answer_type, a.value, a.ttl) for a in parsed.answers]),
             failure=parsed.failure,
-            resolver_address=url,
+            resolver_address=resolver_address,
             t0=t0,
             t=network.clock.now(),
             transaction_id=txid,
@@ -240,6 +259,21 @@ async def dns_lookup_doh(
     addrs = [a for found, _ in results for a in found]
     fails = [f for _, f in results if f is not None]
     return DNSLookupResult(_order(addrs), None if addrs else _dns_failure(fails))
+
+
+async def dns_lookup_doh(
+    network: Network,
+    trace: Trace,
+    domain: str,
+    url: str,
+    query_types: tuple[str, ...] = ("A", "AAAA"),
+) -> DNSLookupResult:
+    """DNS over HTTPS (POST application/dns-message to `url`); one query record per type
+    (engine "doh", resolver_address = url)."""
+    return await _lookup_exchange(
+        network, trace, domain, "doh", url, query_types,
+        lambda wire: doh_exchange(network, url, wire),
+    )  # fmt: skip
 
 
 async def tcp_connect(network: Network, trace: Trace, ip: str, port: int) -> TCPConnectResult:

@@ -5,7 +5,7 @@ Public API (stable names):
 - `Timeouts`, `Network`, `Conn`, `LabDialer`, `SocketDialer`, `split_hostport`, `join_hostport`
 - `NetxFailure`, `classify(exc) -> str` (errors.py)
 - clocks: `Clock`, `MonotonicClock`, `FakeClock` (clock.py)
-- DNS: `build_query`, `parse_reply`, `udp_exchange`, `doh_exchange`, `Answer`, `ParsedReply`,
+- DNS: `build_query`, `parse_reply`, `udp_exchange`, `tcp_exchange`, `doh_exchange`, `Answer`, `ParsedReply`,
   `Reply` (dns.py)
 - TLS: `tls_handshake`, `TLSInfo` (tls.py)
 - HTTP: `parse_url`, `next_location`, `http_roundtrip`, `HTTPResponse`, `api_request`,
@@ -22,6 +22,7 @@ from dideban.netx.dns import (
     build_query,
     doh_exchange,
     parse_reply,
+    tcp_exchange,
     udp_exchange,
 )
 from dideban.netx.errors import NetxFailure, classify
@@ -78,6 +79,7 @@ __all__ = [
     "parse_reply",
     "parse_url",
     "split_hostport",
+    "tcp_exchange",
     "tls_handshake",
     "udp_exchange",
 ]

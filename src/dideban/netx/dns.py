@@ -21,7 +21,7 @@ import dns.rdatatype
 
 from dideban.model import failures
 from dideban.netx.errors import NetxFailure, classify
-from dideban.netx.network import Network, is_ip
+from dideban.netx.network import Conn, Network, is_ip
 
 
 @dataclass(frozen=True)
@@ -164,6 +164,29 @@ async def udp_exchange(
             proto.first.cancel()
         elif not proto.first.cancelled():
             proto.first.exception()  # retrieved: no "never retrieved" warning
+
+
+async def tcp_exchange(
+    network: Network, resolver: str, query: bytes, *, timeout: float | None = None
+) -> bytes:
+    """DNS over TCP (RFC 7766: two-byte length prefix) to `resolver` ("ip:port"), with the
+    same destination policy as UDP; returns the raw reply. Raises `NetxFailure`."""
+    host, port = network.udp_target(resolver)
+    timeout = network.timeouts.dns if timeout is None else timeout
+    conn: Conn | None = None
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(host, port)
+            conn = Conn(reader, writer, resolver)
+            writer.write(len(query).to_bytes(2, "big") + query)
+            await writer.drain()
+            size = int.from_bytes(await reader.readexactly(2), "big")
+            return await reader.readexactly(size)
+    except Exception as exc:
+        raise NetxFailure(classify(exc)) from exc
+    finally:
+        if conn is not None:
+            await conn.close()
 
 
 async def doh_exchange(

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import dns.message
 import dns.rcode
+import dns.rdatatype
+import dns.rrset
 import pytest
 from netx_kit import dns_server, simple_plan
 
@@ -100,8 +105,6 @@ async def test_lab_stub_resolver_asks_the_view_resolver() -> None:
 async def test_lab_refuses_udp_to_resolvers_it_does_not_know(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import asyncio
-
     def no_socket(*args: object, **kwargs: object) -> None:
         raise AssertionError("a socket was created for a refused destination")
 
@@ -113,3 +116,29 @@ async def test_lab_refuses_udp_to_resolvers_it_does_not_know(
         with pytest.raises(NetxFailure) as info:
             await udp_exchange(network, resolver, wire)
         assert info.value.failure == failures.LAB_DESTINATION_REFUSED
+
+
+async def test_dns_over_tcp() -> None:
+    from netx_kit import tcp_server
+
+    from dideban.measure import dns_lookup_tcp
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        size = int.from_bytes(await reader.readexactly(2), "big")
+        query = dns.message.from_wire(await reader.readexactly(size))
+        reply = dns.message.make_response(query)
+        q = query.question[0]
+        if dns.rdatatype.to_text(q.rdtype) == "A":
+            reply.answer.append(dns.rrset.from_text_list(q.name, 60, "IN", "A", [REAL]))
+        wire = reply.to_wire()
+        writer.write(len(wire).to_bytes(2, "big") + wire)
+        await writer.drain()
+
+    async with tcp_server(answer) as port:
+        network = make_network(timeouts={"dns": 1.0})
+        trace = Trace(network.clock)
+        result = await dns_lookup_tcp(network, trace, "site.example", f"127.0.0.1:{port}")
+    assert result.addrs == [REAL] and result.failure is None
+    assert {q["engine"] for q in trace.queries} == {"tcp"}
+    a = next(q for q in trace.queries if q["query_type"] == "A")
+    assert a["answers"][0]["ipv4"] == REAL and a["raw_response"]
