@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import os
 import socket
@@ -23,6 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from dideban import SOFTWARE_NAME, __version__
 from dideban.model.labnet import LabNetwork
 from dideban.model.measurement import ProbeNetwork
 from dideban.nettests import get as get_nettest
@@ -207,28 +209,49 @@ def probe_network(network: LabNetwork | None) -> ProbeNetwork:
     )
 
 
+@dataclass
+class CollectorSession:
+    """The run's report at the collector, and what became of each submission."""
+
+    report_id: str
+    submit: Sink
+    counts: dict[str, int] = field(default_factory=dict)
+
+
 @contextlib.asynccontextmanager
-async def collector_sink(
+async def collector_session(
     url: str, info: RunInfo, addresses: list[str]
-) -> AsyncIterator[tuple[Sink, Callable[[], dict[str, int]]]]:
-    """Submit each measurement to the collector (queued on disk when it is unreachable)."""
-    try:
-        from dideban.probe.submit import Submitter
-    except ImportError as exc:  # issue 3 not built yet
-        raise ProbeError(f"--collector needs dideban.probe.submit, not available: {exc}") from exc
-    submitter = Submitter(url, _state_dir() / "queue", probe_addresses=addresses)
+) -> AsyncIterator[CollectorSession]:
+    """Open a report at the collector; each measurement is then submitted as it completes
+    (queued on disk when the collector cannot be reached: `dideban upload` sends them later).
+    Closing the report also uploads what earlier runs left queued."""
+    from dideban.probe.queue import default_queue_dir
+    from dideban.probe.submit import Submitter
+
+    submitter = Submitter(url, default_queue_dir(), probe_addresses=addresses)
     net = info.network
-    await submitter.open(
-        info.test_name, info.test_version, net.probe_cc, net.probe_asn, "dideban", "0.1.0"
+    report_id = await submitter.open(
+        info.test_name,
+        info.test_version,
+        net.probe_cc,
+        net.probe_asn,
+        SOFTWARE_NAME,
+        __version__,
     )
-    counts = {"uploaded": 0, "queued": 0}
+    counts = {"uploaded": 0, "queued": 0, "rejected": 0}
 
-    async def sink(measurement: dict[str, Any]) -> None:
+    async def submit(measurement: dict[str, Any]) -> None:
         outcome = await submitter.submit(measurement)
-        counts["queued" if getattr(outcome, "queued", False) else "uploaded"] += 1
+        if outcome.measurement_uid is not None:
+            counts["uploaded"] += 1
+        elif outcome.queued:
+            counts["queued"] += 1
+        else:
+            counts["rejected"] += 1
+            console.print(f"[red]collector rejected {measurement.get('input')}: {outcome.error}")
 
     try:
-        yield sink, lambda: dict(counts)
+        yield CollectorSession(report_id or "", submit, counts)
     finally:
         await submitter.close()
 
@@ -308,12 +331,14 @@ async def run_websites(run: WebsitesRun) -> list[MeasurementResult]:
     )
     async with contextlib.AsyncExitStack() as stack:
         sinks: list[Sink] = [writer.write]
-        counts: Callable[[], dict[str, int]] | None = None
+        collector: CollectorSession | None = None
         if run.collector:
-            sink, counts = await stack.enter_async_context(
-                collector_sink(run.collector, info, addresses)
+            collector = await stack.enter_async_context(
+                collector_session(run.collector, info, addresses)
             )
-            sinks.append(sink)
+            # The file and the collector get the same measurement, report id included.
+            info = dataclasses.replace(info, report_id=collector.report_id)
+            sinks.append(collector.submit)
         writer.open()
         stack.callback(writer.close)
         with progress:
@@ -333,9 +358,12 @@ async def run_websites(run: WebsitesRun) -> list[MeasurementResult]:
                 on_result=advance,
                 start_interval=run.start_interval,
             )
-        if counts is not None:
-            c = counts()
-            console.print(f"collector: {c['uploaded']} uploaded, {c['queued']} queued for later")
+        if collector is not None:
+            c = collector.counts
+            console.print(
+                f"collector {run.collector}: {c['uploaded']} uploaded, {c['queued']} queued "
+                f"for `dideban upload`, {c['rejected']} rejected"
+            )
     return results
 
 
