@@ -10,7 +10,7 @@ Baseline, measured in the same run: the same load against the collector with `--
 the ratio shows what durability costs. Goal (issue 3): >= 2,000 measurements/s and p99 < 50 ms
 with durability on, on 2 cores.
 
-    python bench/collector_load.py [--concurrency 32] [--total 20000]
+    python bench/collector_load.py [--concurrency 64] [--total 20000]
 """
 
 from __future__ import annotations
@@ -149,7 +149,7 @@ def measure(concurrency: int, total: int, durable: bool) -> dict[str, float]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--total", type=int, default=20000)
     args = ap.parse_args()
     size = len(_template("x")[0]) + len(_template("x")[1])

@@ -14,7 +14,7 @@ from dideban.collector.storage import DEFAULT_SEAL_AFTER
 def collector(
     data_dir: Annotated[Path, typer.Option("--data-dir", help="Where raw measurements go.")],
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8090,
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8091,
     test_helper: Annotated[
         list[str] | None,
         typer.Option("--test-helper", help="A web_connectivity test helper URL (repeatable)."),
