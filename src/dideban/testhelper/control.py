@@ -17,6 +17,7 @@ from typing import Any
 
 from dideban.measure import Trace, http_fetch, tcp_connect, tls_handshake
 from dideban.model import failures
+from dideban.model.labnet import is_lab_address
 from dideban.netx import Network, NetxFailure, join_hostport, parse_url, split_hostport
 from dideban.netx.network import is_global_unicast
 
@@ -180,7 +181,8 @@ async def measure_control(
             flags |= FLAG_RESOLVED_BY_PROBE
         if ip in th_addrs:
             flags |= FLAG_RESOLVED_BY_TH
-        if is_bogon(ip):
+        # In a lab the documentation ranges play public addresses: not bogons there.
+        if is_bogon(ip) and not (lab_mode and is_lab_address(ip)):
             flags |= FLAG_IS_BOGON
         if tls_out.get(join_hostport(ip, parts.port), {}).get("status"):
             flags |= FLAG_VALID_FOR_DOMAIN
