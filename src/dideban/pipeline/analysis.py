@@ -97,11 +97,14 @@ def _d(v: Any) -> dict[str, Any]:
 def _time(doc: dict[str, Any]) -> dt.datetime:
     text = doc.get("measurement_start_time")
     if isinstance(text, str):
-        for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S.%fZ"):
-            try:
-                return dt.datetime.strptime(text, fmt)
-            except ValueError:
-                continue
+        # OONI writes "YYYY-mm-dd HH:MM:SS" (UTC); some tools add "T"/"Z".
+        try:
+            when = dt.datetime.fromisoformat(text.removesuffix("Z"))
+        except ValueError:
+            return EPOCH
+        if when.tzinfo is not None:
+            when = when.astimezone(dt.UTC).replace(tzinfo=None)
+        return when
     return EPOCH
 
 

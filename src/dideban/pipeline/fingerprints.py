@@ -162,6 +162,19 @@ class FingerprintDB:
                     self._dns_other.append(fp)
             elif fp.location.startswith("header."):
                 self._headers.setdefault(fp.location[7:], []).append(fp)
+        # Per header name, one cheap test that rules out (almost) every value: a tuple for
+        # str.startswith, a set of full values, the contains-literals, one regexp.
+        self._header_prefilter: dict[
+            str, tuple[tuple[str, ...], frozenset[str], tuple[str, ...], re.Pattern[str] | None]
+        ] = {}
+        for hname, hfps in self._headers.items():
+            regexps = [f.pattern for f in hfps if f.pattern_type == "regexp"]
+            self._header_prefilter[hname] = (
+                tuple(f.pattern for f in hfps if f.pattern_type == "prefix"),
+                frozenset(f.pattern for f in hfps if f.pattern_type == "full"),
+                tuple(f.pattern for f in hfps if f.pattern_type == "contains"),
+                re.compile("|".join(f"(?:{p})" for p in regexps)) if regexps else None,
+            )
         self._body_literals: dict[str, list[Fingerprint]] = {}
         self._body_regexps = [f for f in self._body if f.pattern_type == "regexp"]
         for fp in self._body:
@@ -197,8 +210,12 @@ class FingerprintDB:
             return []
         found: dict[str, Fingerprint] = {}
         if self._body_literals:
+            seen: set[str] = set()
             for end, (literal, fps) in self._automaton.iter(body):
                 start = end - len(literal) + 1
+                if literal in seen and start != 0:
+                    continue  # a contains-pattern already counted; anchors need start 0
+                seen.add(literal)
                 for fp in fps:
                     if fp.pattern_type == "contains" or (
                         start == 0 and (fp.pattern_type == "prefix" or len(body) == end + 1)
@@ -211,7 +228,20 @@ class FingerprintDB:
         return list(found.values())
 
     def match_header(self, name: str, value: str) -> list[Fingerprint]:
-        return [f for f in self._headers.get(name.lower(), ()) if f.matches(value)]
+        fps = self._headers.get(name.lower())
+        if not fps:
+            return []
+        pre = self._header_prefilter.get(name.lower())
+        if pre is not None:
+            prefixes, fulls, contains, regexp = pre
+            if not (
+                value.startswith(prefixes)
+                or value in fulls
+                or any(c in value for c in contains)
+                or (regexp is not None and regexp.search(value))
+            ):
+                return []
+        return [f for f in fps if f.matches(value)]
 
 
 _DEFAULT: FingerprintDB | None = None

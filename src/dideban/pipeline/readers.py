@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from dideban.model.rawfile import is_jsonl, is_raw_file, read_bytes, strip_jsonc
 
 
@@ -85,10 +87,14 @@ def iter_lines(data: bytes, path: str, first_line: int = 1) -> Iterator[RawMeasu
         if not raw.strip():
             continue
         try:
-            obj = json.loads(raw)
-        except ValueError as exc:
-            yield ReadError(path, n, f"invalid JSON: {exc}")
-            continue
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            # orjson is strict (no NaN, no lone surrogates): the standard parser decides.
+            try:
+                obj = json.loads(raw)
+            except ValueError as exc:
+                yield ReadError(path, n, f"invalid JSON: {exc}")
+                continue
         yield measurement_of(obj, path, n, None)
 
 
