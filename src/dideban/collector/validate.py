@@ -17,7 +17,7 @@ from typing import Any, Final
 import orjson
 
 from dideban.collector.errors import CollectorError
-from dideban.collector.ids import PROBE_ASN_RE, PROBE_CC_RE, TEST_NAME_RE, report_testname
+from dideban.collector.ids import PROBE_ASN_RE, PROBE_CC_RE, TEST_NAME_RE
 
 # OONI's fastpath drops measurements dated more than a day ahead of the collector's clock.
 MAX_FUTURE: Final = dt.timedelta(days=1)
@@ -176,16 +176,6 @@ def submission_content(doc: Any, report: ReportInfo, now: dt.datetime) -> dict[s
             422, "future_measurement", "measurement_start_time is more than a day in the future"
         )
     return content
-
-
-def report_matches_id(report_id: str, report: ReportInfo) -> bool:
-    parts = report_id.split("_")
-    return (
-        len(parts) == 6
-        and parts[1] == report_testname(report.test_name)
-        and parts[2] == report.probe_cc
-        and parts[3] == report.probe_asn[2:]
-    )
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,7 @@ async def test_kill9_mid_submission_loses_nothing_acknowledged(
             killed.set()
             # The data dir as the kill left it: every acknowledged uid is on a complete line.
             on_disk = _uids_in_open_segments(proc.data_dir)
+            on_disk |= {r["measurement_uid"] for r in _stored(proc.data_dir)}  # hour rollover
             missing = set(acked_at_kill.values()) - on_disk
             assert not missing, f"{len(missing)} acknowledged measurements not on disk"
             await asyncio.sleep(0.3)  # the submitters now see connection errors
