@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import time
 from pathlib import Path
@@ -154,9 +155,21 @@ def main() -> None:
     n = duckdb.connect(str(db), read_only=True).execute("SELECT count(*) FROM verdicts").fetchone()
     print(f"store {db}: {n[0] if n else 0:,} measurements; DuckDB threads={args.threads}")
 
-    sql_times = run_sql(db, args.threads, args.repeats)
-    api_times = asyncio.run(run_api(db, args.threads, args.repeats, hold=False))
-    held_times = asyncio.run(run_api(db, args.threads, args.repeats, hold=True))
+    # Rounds alternate the three ways of asking, so that load from other processes on this
+    # shared machine falls on all of them alike.
+    sql_times: dict[int, list[float]] = {i: [] for i in range(len(QUERIES))}
+    api_times: dict[int, list[float]] = {i: [] for i in range(len(QUERIES))}
+    held_times: dict[int, list[float]] = {i: [] for i in range(len(QUERIES))}
+    load = os.getloadavg()[0]
+    for _ in range(args.repeats):
+        for acc, got in (
+            (sql_times, run_sql(db, args.threads, 1)),
+            (api_times, asyncio.run(run_api(db, args.threads, 1, hold=False))),
+            (held_times, asyncio.run(run_api(db, args.threads, 1, hold=True))),
+        ):
+            for i, ts in got.items():
+                acc[i].extend(ts)
+    print(f"load average (1 min) before/after: {load:.2f} / {os.getloadavg()[0]:.2f}")
     print("API with one short-lived read-only connection per query (the default):")
     print(f"{'query':<78} {'api p50':>8} {'api p95':>8} {'sql p50':>8} {'ratio':>6}")
     for i, params in enumerate(QUERIES):
