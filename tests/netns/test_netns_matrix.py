@@ -149,3 +149,15 @@ def test_mci_resets_tci_drops_at_the_tls_step(
         assert (
             m["test_keys"]["blocking"] == "http-failure" and m["test_keys"]["accessible"] is False
         )
+    # The pipeline's analysis names the technique: blocking at the TLS layer, for both.
+    verdicts = subprocess.run(
+        [sys.executable, "-m", "dideban", "analyze", "--format", "jsonl",
+         str(tmp_path / "mci.jsonl"), str(tmp_path / "tci.jsonl")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert verdicts.returncode == 0, verdicts.stderr
+    rows = [json.loads(line) for line in verdicts.stdout.splitlines() if line.strip()]
+    assert [(r["probe_asn"], r["blocking_type"]) for r in rows] == [
+        ("AS197207", "tls"),
+        ("AS58224", "tls"),
+    ]
