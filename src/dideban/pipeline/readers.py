@@ -132,8 +132,13 @@ def read_file(path: Path) -> Iterator[RawMeasurement | ReadError]:
 
 
 def iter_files(paths: Iterable[Path]) -> Iterator[Path]:
+    """Raw files under the given paths, sorted. A collector data folder (it has `raw/` and
+    `open/`) is read through `raw/` only: open segments are still being written and are
+    sealed into `raw/` later."""
     for path in paths:
         if path.is_dir():
+            if (path / "raw").is_dir() and (path / "open").is_dir():
+                path = path / "raw"
             for sub in sorted(path.rglob("*")):
                 if sub.is_file() and is_raw_file(sub):
                     yield sub

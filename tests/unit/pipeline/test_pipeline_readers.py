@@ -142,3 +142,15 @@ def test_garbage_files_never_crash(blob: bytes) -> None:
             p.write_bytes(blob)
             for g in read_file(p):
                 assert isinstance(g, RawMeasurement | ReadError)
+
+
+def test_collector_open_segments_are_not_read(tmp_path: Path) -> None:
+    sealed = tmp_path / "raw" / "20260101" / "00" / "IR" / "signal"
+    sealed.mkdir(parents=True)
+    (sealed / "s.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(lines(M1)))
+    (tmp_path / "open").mkdir()
+    (tmp_path / "open" / "seg.jsonl.zst").write_bytes(
+        zstandard.ZstdCompressor().compress(lines(M2))
+    )
+    got = good(list(read_paths([tmp_path])))
+    assert [Path(g.path).name for g in got] == ["s.jsonl.zst"]
