@@ -159,7 +159,7 @@ def test_measurement_page_explains_and_compares_with_control(
     assert desktop.errors == []
 
 
-@pytest.mark.parametrize("name", ["home", "country", "measurement", "chart", "search"])
+@pytest.mark.parametrize("name", ["home", "country", "domain", "measurement", "chart", "search"])
 def test_phone_sized_window_needs_no_sideways_scrolling(
     live_server: LiveServer, phone: PageWatch, name: str
 ) -> None:
