@@ -106,13 +106,14 @@ async def main(concurrency: int, blocked_fraction: float, seed: int) -> int:
 
         out = work / "results.jsonl"
         run = WebsitesRun(targets, out, network, helper, concurrency, show_progress=False)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         results = await run_websites(run)
-        probe_s = time.perf_counter() - t0
+        probe_s, probe_cpu = time.perf_counter() - t0, time.process_time() - c0
         verdicts = collections.Counter(str(r.blocking) for r in results)
         print(
             f"probe: {len(results)} sites in {probe_s:.2f} s = {len(results) / probe_s:.1f} "
-            f"sites/s (concurrency {concurrency}); blocking {dict(verdicts)}; "
+            f"sites/s (concurrency {concurrency}, {probe_cpu:.1f} s CPU in this process); "
+            f"blocking {dict(verdicts)}; "
             f"{out.stat().st_size / 1e6:.1f} MB of measurements"
         )
         sites = {s.domain: s for s in scenario.sites}
@@ -129,13 +130,15 @@ async def main(concurrency: int, blocked_fraction: float, seed: int) -> int:
             print(f"  {url}: got {got}, expected {expect}")
         urls = [t.url for t in targets]
         timeouts = dict(network.timeouts)
+        c0 = time.process_time()
         bare, bare_s = await fetch_all(
             urls, network.probe_view, network.ca_pem, timeouts, concurrency
         )
+        bare_cpu = time.process_time() - c0
         ok = sum(1 for b in bare if b.ok)
         print(
             f"bare fetch: {len(bare)} sites in {bare_s:.2f} s = {len(bare) / bare_s:.1f} sites/s "
-            f"({ok} fetched, {len(bare) - ok} failed: censored or down)"
+            f"({bare_cpu:.1f} s CPU; {ok} fetched, {len(bare) - ok} failed: censored or down)"
         )
         listen = timeouts.get("udp_listen_after_first", 0.5)
         _, bare_l_s = await fetch_all(

@@ -62,3 +62,28 @@ def test_every_technique_is_detected_as_blocking() -> None:
     techniques = set().union(*(s.techniques() for s in censored))
     assert {"dns_hijack", "tcp_reset", "tls_reset", "http_blockpage"} <= techniques
     assert all(isinstance(_verdict(s)[0], str) and _verdict(s)[1] is False for s in censored)
+
+
+def test_injected_dns_replies_are_all_recorded() -> None:
+    # The forged reply wins the race; the true one arrives later and is kept as a duplicate.
+    injected = [s for s in SCENARIO.sites if "dns_inject" in s.techniques()]
+    assert injected
+    for site in injected:
+        tk = iran_run().by_input()[site.url]["test_keys"]
+        assert tk["x_dns_duplicate_responses"], site.url
+        udp_a = [q for q in tk["queries"] if q["engine"] == "udp" and q["query_type"] == "A"]
+        answers = {a.get("ipv4") for q in udp_a for a in q["answers"] or []}
+        assert site.ip in answers and len(answers) >= 2
+
+
+def test_sni_blocking_is_recorded_at_the_tls_step() -> None:
+    for site in SCENARIO.sites:
+        if "tls_reset" in site.techniques() or "tls_timeout" in site.techniques():
+            tk = iran_run().by_input()[site.url]["test_keys"]
+            failures = {h["failure"] for h in tk["tls_handshakes"]}
+            want = (
+                "connection_reset" if "tls_reset" in site.techniques() else "generic_timeout_error"
+            )
+            assert want in failures, (site.url, failures)
+            assert all(h["server_name"] == site.domain for h in tk["tls_handshakes"])
+            assert all(t["status"]["success"] for t in tk["tcp_connect"])
