@@ -286,3 +286,27 @@ def test_cli_analyze_formats(tmp_path: Path, fmt: str) -> None:
     assert r.returncode == 1 and f"{bad}:2: invalid JSON".encode() in r.stderr
     out = r.stdout.decode().splitlines()
     assert len(out) == 2 and "20260101000000.000001_IR_webconnectivity_x" in out[1]
+
+
+def test_api_reader_polling_during_ingest_never_errors(tmp_path: Path) -> None:
+    # The API's own reader (short-lived read-only connection per query, retry on the lock).
+    reader_mod = pytest.importorskip("dideban.api.reader")
+    data = collector_tree(tmp_path / "data", files=6, per_file=50)
+    db = tmp_path / "s.db"
+    Store.open(db).close()
+    reader = reader_mod.Reader(db, busy_wait=10.0)
+    p = _ingest_proc(data, db, batch=50)
+    seen: list[tuple[int, int]] = []
+    try:
+        while p.poll() is None:
+            rows = reader.query(
+                "SELECT (SELECT count(*) FROM verdicts) AS v, (SELECT count(*) FROM measurements) AS m"
+            )
+            seen.append((int(rows[0]["v"]), int(rows[0]["m"])))
+            time.sleep(0.005)
+    finally:
+        reader.close()
+        _, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    assert seen and all(v == m and v % 50 == 0 for v, m in seen)
+    assert counts(db)["verdicts"] == 300
