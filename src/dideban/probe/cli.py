@@ -339,7 +339,10 @@ async def run_websites(run: WebsitesRun) -> list[MeasurementResult]:
             # The file and the collector get the same measurement, report id included.
             info = dataclasses.replace(info, report_id=collector.report_id)
             sinks.append(collector.submit)
-        writer.open()
+        try:
+            writer.open()
+        except OSError as exc:
+            raise ProbeError(f"cannot write {run.output}: {exc}") from exc
         stack.callback(writer.close)
         with progress:
             task = progress.add_task("measuring", total=len(run.targets), last="")
@@ -379,6 +382,8 @@ async def _websites_async(
 ) -> tuple[list[MeasurementResult], float]:
     if lab is not None and lab_state is not None:
         raise ProbeError("give --lab or --lab-state, not both")
+    if output.is_dir():
+        raise ProbeError(f"--output {output} is a directory; give a file name")
     explicit = gather_targets(inputs, input_file) if (inputs or input_file) else None
     t0 = asyncio.get_running_loop().time()
     if lab is None and lab_state is None:

@@ -32,6 +32,12 @@ def _invoke(*args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
+def test_output_that_is_a_directory_is_refused(tmp_path: Path) -> None:
+    code, output = _invoke("run", "websites", "--input", "http://x.org/", "--output", str(tmp_path))
+    assert code == 2 and "is a directory" in output
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     "args",
     [
