@@ -61,6 +61,9 @@ def join_hostport(host: str, port: int) -> str:
 
 
 def is_ip(text: str) -> bool:
+    # Fast path: most host names start with a letter (ipaddress raising is slow).
+    if not text or not (text[0].isdigit() or ":" in text):
+        return False
     try:
         ipaddress.ip_address(text)
     except ValueError:
