@@ -185,19 +185,21 @@ def ingest(
 
     for path in iter_files(paths):
         report.files_seen += 1
+        resolved = path.resolve()
+        read_any = False
         try:
-            chunks = list(_chunks(path.resolve(), marks.get(str(path.resolve())), batch_size))
+            # Lazily: a big file is read, analysed and committed one chunk at a time.
+            for c in _chunks(resolved, marks.get(str(resolved)), batch_size):
+                read_any = True
+                pending.extend(c.raws)
+                report.errors.extend(c.errors)
+                pending_marks[c.mark.path] = c.mark
+                if len(pending) >= batch_size:
+                    flush()
         except OSError as exc:
             report.errors.append(ReadError(str(path), None, f"cannot read: {exc}"))
-            continue
-        if chunks:
+        if read_any:
             report.files_read += 1
-        for c in chunks:
-            pending.extend(c.raws)
-            report.errors.extend(c.errors)
-            pending_marks[c.mark.path] = c.mark
-            if len(pending) >= batch_size:
-                flush()
     flush()
     return report
 
