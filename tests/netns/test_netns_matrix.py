@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -161,3 +162,21 @@ def test_mci_resets_tci_drops_at_the_tls_step(
         ("AS197207", "tls"),
         ("AS58224", "tls"),
     ]
+
+
+def test_probe_submits_to_the_lab_collector(
+    lab: LabNetwork, iran: Scenario, tmp_path: Path
+) -> None:
+    if not lab.collector_url:
+        pytest.skip("`dideban collector` not available: the lab runs without a collector")
+    site = next(s for s in iran.sites if s.expect is not None and s.expect.accessible)
+    out = tmp_path / "submitted.jsonl"
+    args = [sys.executable, "-m", "dideban", "run", "websites", *_probe_args(iran.name)]
+    args += ["--input", site.url, "--output", str(out), "--collector", lab.collector_url]
+    proc = ns_exec(P.NS_PROBE, *args, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    raw = netns.state_dir() / "collector" / "raw"
+    deadline = time.monotonic() + 10  # the collector seals segments after 1 s
+    while not list(raw.rglob("*web_connectivity*")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert list(raw.rglob("*web_connectivity*")), "no measurement reached the lab collector"

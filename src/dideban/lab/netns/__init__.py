@@ -27,6 +27,8 @@ from pathlib import Path
 
 from dideban.lab.netns import topology
 from dideban.lab.netns.plan import (
+    COLLECTOR_IP,
+    COLLECTOR_PORT,
     HONEST_RESOLVER,
     ISP_RESOLVER,
     NS_PROBE,
@@ -72,17 +74,18 @@ def _require_root() -> None:
         raise FileNotFoundError("the netns lab needs iproute2 and iptables")
 
 
-def _test_helper_available() -> bool:
+def _cli_supports(command: str, flag: str) -> bool:
+    """Does `dideban COMMAND` exist here and take `flag`? (Parts of the system are optional.)"""
     try:
         out = subprocess.run(
-            [sys.executable, "-m", "dideban", "testhelper", "--help"],
+            [sys.executable, "-m", "dideban", command, "--help"],
             capture_output=True,
             text=True,
             timeout=30,
         )
     except (OSError, subprocess.TimeoutExpired):
         return False
-    return out.returncode == 0 and "--lab-state" in out.stdout
+    return out.returncode == 0 and flag in out.stdout
 
 
 def _write_json(path: Path, data: object) -> None:
@@ -97,11 +100,13 @@ def up(
     profile: str | None = None,
     protocol_filter_window: float = 60.0,
     test_helper: bool | None = None,
+    collector: bool | None = None,
 ) -> LabNetwork:
     """Start the netns lab for `scenario` and return its `LabNetwork`.
 
-    `profile` is an ISP profile name (MCI-like resets, TCI-like drops); `test_helper=None`
-    starts the control test helper when `dideban testhelper` supports `--lab-state`.
+    `profile` is an ISP profile name (MCI-like resets, TCI-like drops). The control test
+    helper and the collector run in the lab's Internet (198.51.100.80:8080, .81:8080);
+    `None` starts each when its `dideban` command is installed.
     Bad input raises (PlanError, PermissionError) before anything is changed.
     """
     plan = make_plan(scenario, profile=profile, protocol_filter_window=protocol_filter_window)
@@ -116,7 +121,10 @@ def up(
     (state / "ca.pem").write_bytes(ca_pem)
     (state / "ca.key").write_bytes(ca_key)
     _write_json(state / "plan.json", plan.to_dict())
-    with_helper = _test_helper_available() if test_helper is None else test_helper
+    with_helper = _cli_supports("testhelper", "--lab-state") if test_helper is None else test_helper
+    with_collector = _cli_supports("collector", "--data-dir") if collector is None else collector
+    endpoints = [(TEST_HELPER_IP, TEST_HELPER_PORT)] if with_helper else []
+    endpoints += [(COLLECTOR_IP, COLLECTOR_PORT)] if with_collector else []
     try:
         topology.build(plan)
         network = LabNetwork(
@@ -129,19 +137,19 @@ def up(
             control_view=LabView(routes={}, resolver=f"{HONEST_RESOLVER}:53", direct=True),
             ca_pem=ca_pem.decode(),
             test_helper_url=f"http://{TEST_HELPER_IP}:{TEST_HELPER_PORT}" if with_helper else "",
-            collector_url="",
+            collector_url=f"http://{COLLECTOR_IP}:{COLLECTOR_PORT}" if with_collector else "",
             timeouts=dict(TIMEOUTS),
             pid=0,
         )
         (state / "lab.json").write_text(network.to_json(), encoding="utf-8")
         args = [sys.executable, "-m", "dideban.lab.netns.supervisor", str(state), "--daemon"]
-        if with_helper:
-            args.append("--test-helper")
+        args += ["--test-helper"] if with_helper else []
+        args += ["--collector"] if with_collector else []
         with (state / "supervisor.log").open("ab") as log:
             subprocess.run(
                 args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, check=True
             )
-        sup_pid = _wait_ready(state, with_helper)
+        sup_pid = _wait_ready(state, endpoints)
     except BaseException:
         down()
         raise
@@ -154,7 +162,7 @@ def up(
     return network
 
 
-def _wait_ready(state: Path, with_helper: bool) -> int:
+def _wait_ready(state: Path, endpoints: list[tuple[str, int]]) -> int:
     """Wait until the lab's processes listen; returns the supervisor's pid."""
     deadline = time.monotonic() + READY_TIMEOUT
     wanted = [state / f"ready-{r}" for r in ("censor", "inet", "domestic")]
@@ -169,19 +177,33 @@ def _wait_ready(state: Path, with_helper: bool) -> int:
             )
         time.sleep(0.05)
     sup_pid = int(pid_file.read_text(encoding="utf-8"))
-    if with_helper:
-        # The helper has no ready file of its own: wait until its port accepts in the ns.
-        probe = f"import socket; socket.create_connection(('{TEST_HELPER_IP}', {TEST_HELPER_PORT}), 1).close()"
-        while time.monotonic() < deadline:
-            rc = subprocess.run(
-                ["ip", "netns", "exec", NS_PROBE, sys.executable, "-c", probe],
-                capture_output=True,
-                timeout=10,
-            ).returncode
-            if rc == 0:
-                return sup_pid
-            time.sleep(0.2)
-        raise TimeoutError(f"netns lab test helper not reachable; see {state}/logs")
+    if endpoints:
+        # The test helper and collector have no ready file: wait, from the probe namespace
+        # (through the censor), until their ports accept.
+        remaining = max(1.0, deadline - time.monotonic())
+        script = (
+            "import socket, sys, time\n"
+            f"end = time.monotonic() + {remaining:.1f}\n"
+            f"for ep in {endpoints!r}:\n"
+            "    while True:\n"
+            "        try:\n"
+            "            socket.create_connection(ep, 1).close()\n"
+            "            break\n"
+            "        except OSError:\n"
+            "            if time.monotonic() > end:\n"
+            "                sys.exit(f'{ep} not reachable')\n"
+            "            time.sleep(0.1)\n"
+        )
+        proc = subprocess.run(
+            ["ip", "netns", "exec", NS_PROBE, sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=remaining + 10,
+        )
+        if proc.returncode != 0:
+            raise TimeoutError(
+                f"netns lab services not reachable ({proc.stderr.strip()}); see {state}/logs"
+            )
     return sup_pid
 
 

@@ -47,6 +47,7 @@ TEST_HELPER_IP = "198.51.100.80"
 # The sites listen on :80/:443 of every address of the inet namespace (one wildcard socket
 # each), so the lab's own services use other ports.
 TEST_HELPER_PORT = 8080
+COLLECTOR_PORT = 8080
 COLLECTOR_IP = "198.51.100.81"
 # Addresses the topology itself uses; scenario sites must not take them.
 RESERVED = ipaddress.IPv4Network("198.18.254.0/23")

@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 
 from dideban.lab.netns.plan import (
+    COLLECTOR_IP,
+    COLLECTOR_PORT,
     NS_CENSOR,
     NS_DOMESTIC,
     NS_INET,
@@ -28,7 +30,9 @@ from dideban.lab.netns.plan import (
 MAX_RESTARTS = 5
 
 
-def commands(state: Path, *, with_test_helper: bool) -> dict[str, list[str]]:
+def commands(
+    state: Path, *, with_test_helper: bool, with_collector: bool = False
+) -> dict[str, list[str]]:
     py = sys.executable
     cmds = {
         "censor": ["ip", "netns", "exec", NS_CENSOR, py, "-m", "dideban.lab.netns.censor", str(state)],
@@ -42,15 +46,22 @@ def commands(state: Path, *, with_test_helper: bool) -> dict[str, list[str]]:
             "ip", "netns", "exec", NS_INET, py, "-m", "dideban", "testhelper",
             "--host", TEST_HELPER_IP, "--port", str(TEST_HELPER_PORT), "--lab-state", str(state / "lab.json"),
         ]  # fmt: skip
+    if with_collector:
+        cmds["collector"] = [
+            "ip", "netns", "exec", NS_INET, py, "-m", "dideban", "collector",
+            "--host", COLLECTOR_IP, "--port", str(COLLECTOR_PORT),
+            "--data-dir", str(state / "collector"), "--seal-after", "1",
+            *(["--test-helper", f"http://{TEST_HELPER_IP}:{TEST_HELPER_PORT}"] if with_test_helper else []),
+        ]  # fmt: skip
     return cmds
 
 
 def _start(name: str, cmd: list[str], state: Path) -> subprocess.Popen[bytes]:
-    log = (state / "logs" / f"{name}.log").open("ab")
     env = dict(os.environ, HOME=str(state), XDG_CACHE_HOME=str(state / "cache"))
-    proc = subprocess.Popen(
-        cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
-    )
+    with (state / "logs" / f"{name}.log").open("ab") as log:
+        proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+        )
     _write_pid(state / "pids" / f"{name}.pid", proc.pid)
     return proc
 
@@ -61,11 +72,11 @@ def _write_pid(path: Path, pid: int) -> None:
     tmp.replace(path)  # atomic: a reader never sees a half-written pidfile
 
 
-def supervise(state: Path, with_test_helper: bool) -> None:
+def supervise(state: Path, with_test_helper: bool, with_collector: bool = False) -> None:
     (state / "logs").mkdir(exist_ok=True)
     (state / "pids").mkdir(exist_ok=True)
     _write_pid(state / "pids" / "supervisor.pid", os.getpid())
-    cmds = commands(state, with_test_helper=with_test_helper)
+    cmds = commands(state, with_test_helper=with_test_helper, with_collector=with_collector)
     procs = {name: _start(name, cmd, state) for name, cmd in cmds.items()}
     restarts = dict.fromkeys(cmds, 0)
     stopping = False
@@ -108,13 +119,14 @@ def supervise(state: Path, with_test_helper: bool) -> None:
 def main(argv: list[str]) -> None:
     if not argv:
         raise SystemExit(
-            "usage: python -m dideban.lab.netns.supervisor STATE_DIR [--test-helper] [--daemon]"
+            "usage: python -m dideban.lab.netns.supervisor STATE_DIR [--test-helper] [--collector]"
+            " [--daemon]"
         )
     if "--daemon" in argv[1:] and os.fork() > 0:
         # The caller waits for this parent; the supervisor is re-parented to init, so the
         # caller never holds a child process it would have to reap.
         os._exit(0)
-    supervise(Path(argv[0]), "--test-helper" in argv[1:])
+    supervise(Path(argv[0]), "--test-helper" in argv[1:], "--collector" in argv[1:])
 
 
 if __name__ == "__main__":
