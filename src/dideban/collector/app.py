@@ -130,7 +130,7 @@ class Writer:
         fsyncs_before = self.store.stats.fsyncs
         try:
             await self.run_in_writer(self.store.commit, [p.entry for p in batch])
-        except OSError as exc:
+        except Exception as exc:  # keep the writer alive; refuse this batch
             log.error("commit failed: %s", exc)
             for p in batch:
                 self._inflight.pop(p.entry.key, None)

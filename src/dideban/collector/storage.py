@@ -156,6 +156,7 @@ class RawStore:
         self._segments: dict[Partition, Segment] = {}
         self.stats = CommitStats()
         self.recovered = 0
+        self.unreadable = 0
         self._cctx = zstandard.ZstdCompressor(level=3)
 
     # --- start and stop --------------------------------------------------------------
@@ -211,8 +212,12 @@ class RawStore:
         complete = data[: data.rfind(b"\n") + 1]
         entries: list[tuple[str, str, Any]] = []
         for raw in complete.splitlines():
-            key_b, uid_b, line = raw.split(b" ", 2)
-            doc = json.loads(line)
+            try:
+                key_b, uid_b, line = raw.split(b" ", 2)
+                doc = orjson.loads(line)
+            except ValueError:
+                self.unreadable += 1  # never acknowledged (its commit failed): skip it
+                continue
             entries.append((key_b.decode(), uid_b.decode(), doc.get("input")))
         rel = path.relative_to(self.open_dir).parent
         day, hour, cc, test = rel.parts
@@ -271,18 +276,31 @@ class RawStore:
                 seg = self._new_segment(e.partition)
             item = touched.setdefault(e.partition, (seg, []))
             item[1].append(b"%s %s %s\n" % (e.key.encode(), e.uid.encode(), e.line))
-        for seg, lines in touched.values():
-            data = b"".join(lines)
-            view = memoryview(data)
-            while view:
-                n = os.write(seg.fd, view)
-                view = view[n:]
-            seg.size += len(data)
+        sizes = {p: seg.size for p, (seg, _) in touched.items()}
         started = time.perf_counter()
-        if self._durable:
-            for seg, _ in touched.values():
-                os.fsync(seg.fd)
-                self.stats.fsyncs += 1
+        try:
+            for seg, lines in touched.values():
+                data = b"".join(lines)
+                view = memoryview(data)
+                while view:
+                    n = os.write(seg.fd, view)
+                    view = view[n:]
+                seg.size += len(data)
+            started = time.perf_counter()
+            if self._durable:
+                for seg, _ in touched.values():
+                    os.fsync(seg.fd)
+                    self.stats.fsyncs += 1
+        except OSError:
+            # Disk full or I/O error: none of this batch is acknowledged. Cut what was
+            # written, so that the next line does not land after a torn one.
+            for p, (seg, _) in touched.items():
+                seg.size = sizes[p]
+                try:
+                    os.ftruncate(seg.fd, sizes[p])
+                except OSError:
+                    self._segments.pop(p, None)  # recovery keeps its complete lines
+            raise
         self.stats.fsync_seconds.append(time.perf_counter() - started)
         self.stats.batches += 1
         self.stats.measurements += len(batch)
@@ -323,9 +341,12 @@ class RawStore:
         if self._segments.get(seg.partition) is seg:
             del self._segments[seg.partition]
         data = seg.path.read_bytes()
-        lines = [
-            raw.split(b" ", 2)[2] + b"\n" for raw in data[: data.rfind(b"\n") + 1].splitlines()
-        ]
+        known = {uid.encode() for _, uid, _ in seg.entries}
+        lines = []
+        for raw in data[: data.rfind(b"\n") + 1].splitlines():
+            parts = raw.split(b" ", 2)
+            if len(parts) == 3 and parts[1] in known:  # skips lines of a failed commit
+                lines.append(parts[2] + b"\n")
         if lines:
             target_dir = self.raw_dir / seg.partition.rel()
             _makedirs_durable(target_dir, self.raw_dir)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
+from typing import Any
 
 from dideban.collector.storage import (
     Entry,
@@ -116,3 +117,30 @@ def test_seal_due_by_size_and_hour(tmp_path: Path) -> None:
     store.commit([_entry(2)])
     assert store.seal_due(("20261129", "05")) == 1  # the hour has passed
     assert len(sealed_files(tmp_path)) == 2
+
+
+def test_failed_commit_is_cut_and_not_indexed(tmp_path: Path, monkeypatch: Any) -> None:
+    import os
+
+    store = RawStore(tmp_path)
+    store.start()
+    store.commit([_entry(1)])
+    real_fsync = os.fsync
+
+    def failing(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", failing)
+    bad = _entry(2)
+    try:
+        store.commit([bad])
+    except OSError:
+        pass
+    else:
+        raise AssertionError("the commit should have failed")
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert bad.key not in store.index
+    store.commit([_entry(3)])
+    store.close()
+    inputs = sorted(str(r["input"]) for r in _stored(tmp_path))
+    assert inputs == ["http://site1.example/", "http://site3.example/"]
