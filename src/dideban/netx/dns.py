@@ -147,11 +147,14 @@ async def udp_exchange(
     *,
     timeout: float | None = None,
     listen_after_first: float | None = None,
+    retransmit_after: float | None = None,
 ) -> list[Reply]:
     """Send `query` to `resolver` ("ip:port") over UDP and return every reply matching its id,
-    in arrival order, listening `listen_after_first` s after the first one. Raises `NetxFailure`
-    (generic_timeout_error when nothing came; LAB_DESTINATION_REFUSED in a lab for a resolver
-    the lab does not know, without creating a socket)."""
+    in arrival order, listening `listen_after_first` s after the first one. With
+    `retransmit_after`, the query is sent once more if nothing came by then (as an OS stub
+    resolver does; a measurement sends once). Raises `NetxFailure` (generic_timeout_error when
+    nothing came; LAB_DESTINATION_REFUSED in a lab for a resolver the lab does not know,
+    without creating a socket)."""
     host, port = network.udp_target(resolver)
     timeout = network.timeouts.dns if timeout is None else timeout
     linger = (
@@ -171,11 +174,19 @@ async def udp_exchange(
         raise NetxFailure(classify(exc)) from exc
     try:
         transport.sendto(query)
+        resend = (
+            loop.call_later(retransmit_after, transport.sendto, query)
+            if retransmit_after is not None and 0 < retransmit_after < timeout
+            else None
+        )
         try:
             await asyncio.wait_for(asyncio.shield(proto.first), timeout)
         except Exception as exc:
             if not proto.replies:
                 raise NetxFailure(classify(exc)) from exc
+        finally:
+            if resend is not None:
+                resend.cancel()
         if linger > 0:
             await asyncio.sleep(linger)
         return list(proto.replies)
@@ -250,8 +261,15 @@ class StubResolver:
 
     async def _one(self, host: str, qtype: str, timeout: float) -> ParsedReply:
         _qid, wire = build_query(host, qtype)
+        # Like the C library's stub (RES_OPTIONS attempts), ask again if the first datagram
+        # went unanswered for a while: UDP to a busy resolver may be dropped.
         replies = await udp_exchange(
-            self.network, self.resolver, wire, timeout=timeout, listen_after_first=0
+            self.network,
+            self.resolver,
+            wire,
+            timeout=timeout,
+            listen_after_first=0,
+            retransmit_after=timeout / 2,
         )
         return parse_reply(replies[0].data, qtype)
 

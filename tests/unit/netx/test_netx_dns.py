@@ -142,3 +142,23 @@ async def test_dns_over_tcp() -> None:
     assert {q["engine"] for q in trace.queries} == {"tcp"}
     a = next(q for q in trace.queries if q["query_type"] == "A")
     assert a["answers"][0]["ipv4"] == REAL and a["raw_response"]
+
+
+async def test_stub_resolver_retransmits_a_dropped_query() -> None:
+    """The first datagram of each query is "lost"; the lab's system-resolver stub asks again
+    after half its timeout, while a measurement's UDP lookup sends once."""
+    counts: dict[tuple[str, str], int] = {}
+
+    def drop_first(qname: str, qtype: str) -> list[tuple[float, int, list[str]]]:
+        counts[(qname, qtype)] = counts.get((qname, qtype), 0) + 1
+        if counts[(qname, qtype)] == 1:
+            return []
+        return [(0.0, dns.rcode.NOERROR, [REAL] if qtype == "A" else [])]
+
+    async with dns_server(drop_first) as (addr, _proto):
+        network = make_network(lab(addr), "probe", timeouts={"dns": 0.6})
+        assert await network.resolver.lookup("lossy.example", 0.6) == [REAL]
+        counts.clear()
+        measured = await dns_lookup_udp(network, Trace(network.clock), "lossy.example", addr)
+    assert measured.failure == failures.GENERIC_TIMEOUT_ERROR
+    assert counts[("lossy.example", "A")] == 1
