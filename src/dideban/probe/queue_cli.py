@@ -15,7 +15,7 @@ from rich.table import Table
 from dideban.probe.queue import MeasurementQueue, default_queue_dir
 from dideban.probe.submit import DrainResult, Submitter
 
-out = Console()
+out = Console(soft_wrap=True)
 err = Console(stderr=True)
 
 QueueDir = Annotated[
