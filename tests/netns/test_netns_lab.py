@@ -49,7 +49,7 @@ def lab(scenario: Scenario, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     # The lab announces itself in the state dir `find_running_lab` reads: keep it private.
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("DIDEBAN_STATE_DIR", str(tmp_path_factory.mktemp("state")))
-        network = netns.up(scenario, protocol_filter_window=2.0, test_helper=False)
+        network = netns.up(scenario, protocol_filter_window=2.0, test_helper=False, collector=False)
         yield network
         netns.down()
 
