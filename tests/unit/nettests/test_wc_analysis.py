@@ -324,3 +324,13 @@ def test_base64_body_is_measured_by_its_bytes() -> None:
     )
     out = wa.analyze("http://x.org/", tk)
     assert out["body_proportion"] == 1.0 and out["title_match"] is True
+
+
+def test_connects_to_control_only_addresses_are_not_the_probes_view() -> None:
+    tk = _tk(addrs=[SITE], tcp=[(SITE, False), ("203.0.113.99", True)])
+    obs = wa.probe_observations("http://x.org/", tk)
+    assert (obs.tcp_attempts, obs.tcp_successes) == (1, 0)
+    failed_dns = _tk(addrs=[], dns_failure="generic_timeout_error", tcp=[(SITE, True)])
+    assert wa.probe_observations("http://x.org/", failed_dns).tcp_attempts == 0
+    literal = _tk(addrs=[], tcp=[(SITE, True)])
+    assert wa.probe_observations(f"http://{SITE}/", literal).tcp_attempts == 1

@@ -276,8 +276,9 @@ def probe_observations(url: str, test_keys: Mapping[str, Any]) -> ProbeObservati
     endpoints: list[str] = []
     for entry in test_keys.get("tcp_connect") or []:
         ip = str(entry.get("ip", ""))
-        # Classic: only connects to addresses the probe itself resolved (when it resolved any).
-        if classic_ips and ip not in classic_ips and _ip(hostname) is None:
+        # Classic: only connects to addresses the probe itself resolved (connects to addresses
+        # only the control found are extra data, not the probe's view).
+        if _ip(hostname) is None and ip not in classic_ips:
             continue
         attempts += 1
         status = entry.get("status") or {}
