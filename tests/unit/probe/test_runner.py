@@ -11,7 +11,7 @@ import pytest
 from dideban.model.measurement import ENVELOPE_KEYS, ProbeNetwork
 from dideban.nettests import Nettest
 from dideban.probe.envelope import RunInfo
-from dideban.probe.privacy import minimal_scrub
+from dideban.probe.privacy import scrubber
 from dideban.probe.runner import JsonlWriter, MeasurementResult, run_targets
 from dideban.probe.testlists import Target
 
@@ -53,7 +53,7 @@ async def test_bounded_concurrency_input_order_envelope_and_streaming(tmp_path: 
         targets,
         None,
         _info(),
-        scrub=lambda m: minimal_scrub(m, [ME]),
+        scrub=lambda m: scrubber()(m, [ME]),
         sinks=[writer.write],
         concurrency=5,
         on_result=seen.append,
