@@ -28,6 +28,7 @@ from dideban.netx import (
     next_location,
     parse_reply,
     parse_url,
+    set_cookies,
     tcp_exchange,
     udp_exchange,
 )
@@ -507,14 +508,30 @@ async def http_fetch(
     to `max_redirects` redirects; each hop resolves its host with the network's system resolver
     and is recorded as a request entry, newest first. More redirects than allowed fail with
     http_too_many_redirects."""
-    send = list(DEFAULT_HEADERS if headers is None else headers)
+    # Host comes from each hop's URL; cookies set along the chain go back to their host, as a
+    # browser (and OONI's cookie jar) would, or some sites redirect forever.
+    send = [
+        (k, v)
+        for k, v in (DEFAULT_HEADERS if headers is None else headers)
+        if k.lower() not in ("host", "cookie")
+    ]
+    jar: dict[str, dict[str, str]] = {}
     current = url
     hops = 0
     while True:
-        response, failure = await _one_hop(network, trace, current, send, max_body)
+        host = _host_or_empty(current)
+        cookies = jar.get(host)
+        hop_headers = send
+        if cookies:
+            cookie = "; ".join(f"{k}={v}" for k, v in cookies.items())
+            hop_headers = [*send, ("Cookie", cookie)]
+        response, failure = await _one_hop(network, trace, current, hop_headers, max_body)
         hops += 1
         if response is None:
             return HTTPFetchResult(current, None, failure, hops)
+        new_cookies = set_cookies(response.headers)
+        if new_cookies:
+            jar.setdefault(host, {}).update(new_cookies)
         try:
             nxt = next_location(current, response.status, response.headers)
         except NetxFailure as exc:
@@ -524,3 +541,10 @@ async def http_fetch(
         if hops > max_redirects:
             return HTTPFetchResult(current, response, failures.HTTP_TOO_MANY_REDIRECTS, hops)
         current = nxt
+
+
+def _host_or_empty(url: str) -> str:
+    try:
+        return parse_url(url).host
+    except ValueError:
+        return ""

@@ -36,6 +36,7 @@ from dideban.netx.http import (
     http_roundtrip,
     next_location,
     parse_url,
+    set_cookies,
 )
 from dideban.netx.network import (
     Conn,
@@ -78,6 +79,7 @@ __all__ = [
     "next_location",
     "parse_reply",
     "parse_url",
+    "set_cookies",
     "split_hostport",
     "tcp_exchange",
     "tls_handshake",

@@ -96,6 +96,19 @@ def redirect_chain(
     return chain
 
 
+def set_cookies(headers: list[tuple[str, str]]) -> dict[str, str]:
+    """The name=value pairs a response's Set-Cookie headers set (attributes ignored)."""
+    jar: dict[str, str] = {}
+    for name, value in headers:
+        if name.lower() != "set-cookie":
+            continue
+        pair = value.split(";", 1)[0]
+        key, sep, val = pair.partition("=")
+        if sep and key.strip():
+            jar[key.strip()] = val.strip()
+    return jar
+
+
 @dataclass(frozen=True)
 class HTTPResponse:
     """One response: `headers` as received, in order; `body` at most the cap, with

@@ -126,3 +126,31 @@ async def test_http_fetch_unresolvable_host_is_recorded() -> None:
         "headers_list": [],
         "headers": {},
     }
+
+
+async def test_http_fetch_sends_cookies_back_along_redirects() -> None:
+    seen: list[list[tuple[str, str]]] = []
+    pages = {
+        "/": Page(302, [("Set-Cookie", "session=abc; Path=/; HttpOnly"), ("Location", "/in")]),
+        "/in": Page(200, [], b"welcome"),
+    }
+    async with tcp_server(http_handler(pages, seen)) as port:
+        network = make_network(timeouts={"connect": 1.0, "http": 1.0})
+        trace = Trace(network.clock)
+        # A caller's Host or Cookie header is not sent: Host comes from the URL.
+        result = await http_fetch(
+            network, trace, f"http://127.0.0.1:{port}/", [("Host", "evil"), ("Accept", "*/*")]
+        )
+    assert result.failure is None and result.response is not None
+    assert ("Cookie", "session=abc") in seen[1]
+    assert not any(k == "Cookie" for k, _ in seen[0])
+    assert [k for k, _ in seen[0]].count("Host") == 1 and ("Host", "evil") not in seen[0]
+    assert trace.requests[0]["request"]["headers"]["Cookie"] == "session=abc"
+
+
+def test_set_cookies() -> None:
+    from dideban.netx import set_cookies
+
+    headers = [("Set-Cookie", "a=1; Path=/"), ("set-cookie", "b = 2"), ("Set-Cookie", "junk"),
+               ("Server", "x")]  # fmt: skip
+    assert set_cookies(headers) == {"a": "1", "b": "2"}

@@ -162,3 +162,23 @@ async def test_stub_resolver_retransmits_a_dropped_query() -> None:
         measured = await dns_lookup_udp(network, Trace(network.clock), "lossy.example", addr)
     assert measured.failure == failures.GENERIC_TIMEOUT_ERROR
     assert counts[("lossy.example", "A")] == 1
+
+
+async def test_lab_refuses_dns_over_tcp_to_unknown_resolvers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from dideban.netx import tcp_exchange
+
+    dials: list[object] = []
+
+    async def no_dial(*args: object, **kwargs: object) -> None:
+        dials.append(args)
+        raise AssertionError("dialled")
+
+    monkeypatch.setattr(asyncio, "open_connection", no_dial)
+    network = make_network(lab("127.0.0.1:5300"), "probe")
+    _qid, wire = build_query("x.example", "A")
+    with pytest.raises(NetxFailure) as info:
+        await tcp_exchange(network, "8.8.8.8:53", wire)
+    assert info.value.failure == failures.LAB_DESTINATION_REFUSED
+    assert dials == []
