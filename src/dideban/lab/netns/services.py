@@ -206,17 +206,17 @@ async def serve_dns(resolver: Resolver, host: str) -> None:
 class Sites:
     """Every site of the plan, on :80 and :443 of all the namespace's addresses."""
 
-    def __init__(self, sites: list[SitePlan], state: Path, public_ip: str) -> None:
+    def __init__(self, sites: list[SitePlan], state: Path) -> None:
         self.by_name = {s.domain: s for s in sites}
         self.by_ip = {s.ip: s for s in sites}
         self.state = state
-        self.public_ip = public_ip
         self.ca_cert = (state / "ca.pem").read_bytes()
         self.ca_key = (state / "ca.key").read_bytes()
         self.contexts: dict[str, ssl.SSLContext] = {}
 
-    def _context(self, server_name: str | None, local_ip: str) -> ssl.SSLContext:
-        site = self.by_name.get(server_name or "") or self.by_ip.get(local_ip)
+    def _context(self, server_name: str | None) -> ssl.SSLContext:
+        """The TLS context for a ClientHello's SNI (a default certificate without one)."""
+        site = self.by_name.get(server_name or "")
         key = site.domain if site else "_default"
         ctx = self.contexts.get(key)
         if ctx is None:
@@ -237,11 +237,11 @@ class Sites:
         return ctx
 
     def base_context(self) -> ssl.SSLContext:
-        ctx = self._context(None, "")
+        ctx = self._context(None)
 
         def pick(sock: ssl.SSLObject, name: str | None, _ctx: ssl.SSLContext) -> None:
             # asyncio's SSLObject has no socket address: choose by SNI alone.
-            sock.context = self._context(name, "")
+            sock.context = self._context(name)
 
         ctx.sni_callback = pick
         return ctx
@@ -300,7 +300,7 @@ async def run(role: str, state: Path) -> None:
     plan = Plan.from_dict(json.loads((state / "plan.json").read_text(encoding="utf-8")))
     if role == "inet":
         await serve_dns(Resolver(plan, isp=False), HONEST_RESOLVER)
-        sites = Sites(plan.sites, state, plan.probe_ip)
+        sites = Sites(plan.sites, state)
         await asyncio.start_server(sites.handle, "0.0.0.0", 80, backlog=512)
         await asyncio.start_server(
             sites.handle,
@@ -313,7 +313,7 @@ async def run(role: str, state: Path) -> None:
     elif role == "domestic":
         await serve_dns(Resolver(plan, isp=True), ISP_RESOLVER)
         domestic = SitePlan(DOMESTIC_SITE_NAME, DOMESTIC_SITE_IP, "Domestic lab site", "ok")
-        sites = Sites([domestic], state, plan.probe_ip)
+        sites = Sites([domestic], state)
         await asyncio.start_server(sites.handle, DOMESTIC_SITE_IP, 80)
     else:
         raise SystemExit(f"unknown role {role!r}")
