@@ -172,17 +172,21 @@ async def http_roundtrip(
                     if len(event.data) > room:
                         chunks.append(bytes(event.data[:room]))
                         truncated = True
+                        conn.broken = True  # the rest of the body is not read
                         break
                     chunks.append(bytes(event.data))
                     size += len(event.data)
                 elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
                     break
     except NetxFailure:
+        conn.broken = True
         raise
     except h11.RemoteProtocolError as exc:
+        conn.broken = True
         # The peer closed in the middle of the body: OONI's eof_error.
         raise NetxFailure(failures.EOF_ERROR if eof else classify(exc)) from exc
     except Exception as exc:
+        conn.broken = True
         raise NetxFailure(classify(exc)) from exc
     if response is None:
         raise NetxFailure(failures.EOF_ERROR)

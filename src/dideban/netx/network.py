@@ -73,7 +73,8 @@ def is_ip(text: str) -> bool:
 
 class Conn:
     """An open TCP (maybe TLS) connection: asyncio streams plus the peer `address` (`ip:port`
-    of the destination asked for, never the lab's loopback stand-in)."""
+    of the destination asked for, never the lab's loopback stand-in). `broken` is set by netx
+    after a failed operation: such a connection is aborted, not closed gracefully."""
 
     def __init__(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, address: str
@@ -81,15 +82,21 @@ class Conn:
         self.reader = reader
         self.writer = writer
         self.address = address
+        self.broken = False
 
     async def close(self) -> None:
-        """Close, never raising."""
+        """Close, never raising and never waiting long: a broken connection (or one whose
+        peer does not finish the close within a second) is aborted."""
+        transport = self.writer.transport
+        if self.broken:
+            transport.abort()
+            return
         try:
             self.writer.close()
             async with asyncio.timeout(1.0):
                 await self.writer.wait_closed()
         except (OSError, TimeoutError, ssl.SSLError):
-            pass
+            transport.abort()
 
 
 class Dialer(Protocol):

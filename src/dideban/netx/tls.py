@@ -70,6 +70,7 @@ async def tls_handshake(
         async with asyncio.timeout(timeout):
             await conn.writer.start_tls(ctx, server_hostname=server_name or None)
     except Exception as exc:
+        conn.broken = True
         raise NetxFailure(classify(exc)) from exc
     obj = conn.writer.get_extra_info("ssl_object")
     if not isinstance(obj, ssl.SSLObject):

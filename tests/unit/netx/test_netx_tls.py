@@ -91,3 +91,23 @@ async def test_server_that_resets_during_handshake(ca: CA) -> None:
         result = await tls_handshake(network, trace, conn.conn, "site.example")
         await conn.conn.close()
     assert result.failure in (failures.CONNECTION_RESET, failures.EOF_ERROR)
+
+
+async def test_stalled_handshake_times_out_and_the_connection_is_aborted() -> None:
+    import asyncio
+
+    async def stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(5)
+
+    network = make_network(timeouts={"connect": 1.0, "tls": 0.2})
+    trace = Trace(network.clock)
+    async with tcp_server(stall) as port:
+        conn = await tcp_connect(network, trace, "127.0.0.1", port)
+        assert conn.conn is not None
+        result = await tls_handshake(network, trace, conn.conn, "site.example")
+        assert result.failure == failures.GENERIC_TIMEOUT_ERROR
+        # A failed connection is marked broken, and closing it aborts at once (no wait for a
+        # peer that will never answer the TLS close).
+        assert conn.conn.broken
+        await conn.conn.close()
+        assert conn.conn.writer.transport.is_closing()
