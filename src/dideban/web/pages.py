@@ -157,7 +157,7 @@ def register_pages(app: FastAPI, reader: Reader) -> None:
             " ORDER BY measurement_start_time DESC, measurement_uid LIMIT 15"
         )
         per_day = reader.query(
-            "SELECT date_trunc('day', measurement_start_time) AS day, probe_cc,"
+            "SELECT CAST(measurement_start_time AS DATE) AS day, probe_cc,"
             " count(*) FILTER (WHERE anomaly) AS anomalies FROM verdicts"
             " WHERE measurement_start_time >= ? GROUP BY ALL ORDER BY day, probe_cc",
             [since],
@@ -201,7 +201,7 @@ def register_pages(app: FastAPI, reader: Reader) -> None:
             params,
         )
         over_time = reader.query(
-            "SELECT date_trunc('day', measurement_start_time) AS day,"
+            "SELECT CAST(measurement_start_time AS DATE) AS day,"
             " coalesce(blocking_type, CASE WHEN failure THEN 'failure' ELSE 'ok' END) AS kind,"
             f" count(*) AS n FROM verdicts{where} GROUP BY ALL ORDER BY day, kind",
             params,
@@ -254,7 +254,7 @@ def register_pages(app: FastAPI, reader: Reader) -> None:
         if not per_network and not request.query_params:
             return not_found(request, f"no measurements of {domain} in the store")
         per_day = reader.query(
-            "SELECT date_trunc('day', measurement_start_time) AS day, probe_cc,"
+            "SELECT CAST(measurement_start_time AS DATE) AS day, probe_cc,"
             " count(*) FILTER (WHERE anomaly) AS anomalies FROM verdicts"
             f"{where} GROUP BY ALL ORDER BY day, probe_cc",
             params,
