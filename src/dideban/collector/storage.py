@@ -8,7 +8,7 @@ A measurement is acknowledged only once it is on disk. The write path:
    every submission that arrived while the previous fsync ran shares the next one). Only
    then is any of them acknowledged.
 2. An open segment is *sealed* when it is older than `seal_after` seconds, larger than
-   `segment_max_bytes`, its hour has passed, or the collector shuts down: its lines are
+   `segment_max_bytes` (16 MiB), its hour has passed, or the collector shuts down: its lines are
    compressed into `raw/.../<segment>.jsonl.zst.tmp`, fsynced, renamed into place (atomic),
    the directory fsynced, their idempotency keys appended to `index.log` (fsynced), and
    only then the open segment is deleted. Every step can be redone: a crash at any point
@@ -36,6 +36,7 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -45,7 +46,7 @@ import zstandard
 
 from dideban.collector.validate import ReportInfo
 
-DEFAULT_SEGMENT_MAX_BYTES: Final = 64 * 1024 * 1024
+DEFAULT_SEGMENT_MAX_BYTES: Final = 16 * 1024 * 1024
 DEFAULT_SEAL_AFTER: Final = 30.0
 
 
@@ -157,7 +158,8 @@ class RawStore:
         self.stats = CommitStats()
         self.recovered = 0
         self.unreadable = 0
-        self._cctx = zstandard.ZstdCompressor(level=3)
+        self._sealer = ThreadPoolExecutor(1, thread_name_prefix="collector-sealer")
+        self._seal_jobs: list[Future[None]] = []
 
     # --- start and stop --------------------------------------------------------------
 
@@ -165,14 +167,34 @@ class RawStore:
         """Create the layout, load the index and reports, and seal what a crash left open."""
         for d in (self.data_dir, self.raw_dir, self.open_dir):
             d.mkdir(parents=True, exist_ok=True)
+        for tmp in self.raw_dir.rglob("*.jsonl.zst.tmp"):
+            tmp.unlink()  # a seal cut short by a crash; its open segment is sealed again below
         self._load_index()
         self._load_reports()
         for path in sorted(self.open_dir.rglob("*.jsonl")):
             self._recover_segment(path)
 
     def close(self) -> None:
+        """Seal every open segment and wait for all seals to finish."""
         for seg in list(self._segments.values()):
-            self._seal(seg)
+            self._retire(seg)
+        self._sealer.shutdown(wait=True)
+        for job in self._seal_jobs:
+            job.result()  # re-raise a seal's error: its segment stays in open/ for next start
+        self._seal_jobs.clear()
+
+    def wait_for_seals(self) -> None:
+        """Block until every segment retired so far is sealed."""
+        for job in list(self._seal_jobs):
+            job.result()
+
+    def _retire(self, seg: Segment) -> None:
+        """Stop writing to `seg` and seal it in the sealer thread: compressing a large
+        segment takes a while, and commits must not wait for it."""
+        if self._segments.get(seg.partition) is seg:
+            del self._segments[seg.partition]
+        self._seal_jobs = [j for j in self._seal_jobs if not j.done() or j.exception()]
+        self._seal_jobs.append(self._sealer.submit(self._seal, seg))
 
     def _load_index(self) -> None:
         if not self.index_path.exists():
@@ -272,7 +294,7 @@ class RawStore:
             seg = self._segments.get(e.partition)
             if seg is None or seg.size >= self.segment_max_bytes:
                 if seg is not None:
-                    self._seal(seg)
+                    self._retire(seg)
                 seg = self._new_segment(e.partition)
             item = touched.setdefault(e.partition, (seg, []))
             item[1].append(b"%s %s %s\n" % (e.key.encode(), e.uid.encode(), e.line))
@@ -333,27 +355,35 @@ class RawStore:
             or (seg.partition.day, seg.partition.hour) != now_partition_hour
         ]
         for seg in due:
-            self._seal(seg)
+            self._retire(seg)
         return len(due)
 
     def _seal(self, seg: Segment) -> None:
         os.close(seg.fd)
-        if self._segments.get(seg.partition) is seg:
-            del self._segments[seg.partition]
-        data = seg.path.read_bytes()
         known = {uid.encode() for _, uid, _ in seg.entries}
-        lines = []
-        for raw in data[: data.rfind(b"\n") + 1].splitlines():
-            parts = raw.split(b" ", 2)
-            if len(parts) == 3 and parts[1] in known:  # skips lines of a failed commit
-                lines.append(parts[2] + b"\n")
-        if lines:
+        if known:
             target_dir = self.raw_dir / seg.partition.rel()
             _makedirs_durable(target_dir, self.raw_dir)
             target = target_dir / (seg.path.stem + ".jsonl.zst")
             tmp = target.with_name(target.name + ".tmp")
-            with open(tmp, "wb") as f:
-                f.write(self._cctx.compress(b"".join(lines)))
+            # Streamed line by line in ~1 MiB chunks: the sealer thread then holds the GIL
+            # only briefly at a time, and commits running meanwhile are not stalled.
+            with open(seg.path, "rb") as src, open(tmp, "wb") as f:
+                writer = zstandard.ZstdCompressor(level=3).stream_writer(f, closefd=False)
+                chunk: list[bytes] = []
+                size = 0
+                for raw in src:
+                    if not raw.endswith(b"\n"):
+                        break  # a torn tail: never acknowledged
+                    parts = raw.split(b" ", 2)
+                    if len(parts) == 3 and parts[1] in known:  # skips a failed commit's lines
+                        chunk.append(parts[2])
+                        size += len(parts[2])
+                    if size >= 1 << 20:
+                        writer.write(b"".join(chunk))
+                        chunk, size = [], 0
+                writer.write(b"".join(chunk))
+                writer.flush(zstandard.FLUSH_FRAME)
                 f.flush()
                 if self._durable:
                     os.fsync(f.fileno())

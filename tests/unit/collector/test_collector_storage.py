@@ -116,6 +116,7 @@ def test_seal_due_by_size_and_hour(tmp_path: Path) -> None:
     assert store.seal_due(("20261129", "04")) == 1
     store.commit([_entry(2)])
     assert store.seal_due(("20261129", "05")) == 1  # the hour has passed
+    store.wait_for_seals()
     assert len(sealed_files(tmp_path)) == 2
 
 
