@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
-import os
 import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -53,11 +52,6 @@ LAB_CONCURRENCY = 64
 
 class ProbeError(Exception):
     """A run that cannot start: the message says why; nothing was written."""
-
-
-def _state_dir() -> Path:
-    env = os.environ.get("DIDEBAN_STATE_DIR")
-    return Path(env) if env else Path.home() / ".local" / "state" / "dideban"
 
 
 # --- lab and test helper ------------------------------------------------------------------
@@ -123,7 +117,8 @@ async def serve_test_helper(network: LabNetwork) -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{port}/"
     finally:
         server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError):
+        # wait_for cancels a helper that does not stop in time.
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
             await asyncio.wait_for(task, timeout=5)
         sock.close()
 
