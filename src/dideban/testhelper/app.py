@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from typing import Any
 
 from starlette.applications import Starlette
@@ -25,6 +26,8 @@ from dideban.testhelper.control import (
     measure_control,
     parse_control_request,
 )
+
+log = logging.getLogger(__name__)
 
 MAX_BODY = 16 << 20
 MAX_IN_FLIGHT = 64
@@ -99,7 +102,11 @@ def create_app(
             req = parse_control_request(data)
         except BadControlRequest as exc:
             return error(400, "bad_request", str(exc))
-        answer = await measure_control(network, req, lab_mode=lab)
+        try:
+            answer = await measure_control(network, req, lab_mode=lab)
+        except Exception:  # a bug, not bad input: still the one error shape
+            log.exception("control measurement failed")
+            return error(500, "internal_error", "the control measurement failed")
         return JSONResponse(answer)
 
     async def not_allowed(request: Request, exc: Exception) -> Response:

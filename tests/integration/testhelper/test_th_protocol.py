@@ -288,3 +288,18 @@ def test_global_only_dialer_policy() -> None:
         assert not is_global_unicast(ip), ip
     for ip in ("93.184.216.34", "8.8.8.8", "2606:4700::1111"):
         assert is_global_unicast(ip), ip
+
+
+async def test_an_internal_error_keeps_the_json_shape(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import dideban.testhelper.app as app_module
+
+    async def boom(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(app_module, "measure_control", boom)
+    async with client(create_app(make_network())) as c:
+        r = await c.post("/", json=control_request("http://x.example/", []))
+    assert r.status_code == 500 and r.json()["error"]["code"] == "internal_error"
+    assert "control measurement failed" in caplog.text
