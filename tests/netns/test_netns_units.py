@@ -113,8 +113,10 @@ def test_parsers_never_raise(data: bytes) -> None:
 
 def test_censor_sni_reset_drop_and_passing() -> None:
     censor = Censor(CensorPlan(sni_reset=["blocked.example"], sni_drop=["dropped.example"]))
-    d = censor.decide(seg(client_hello("www.blocked.example"), sport=1))
+    d = censor.decide(seg(client_hello("blocked.example"), sport=1))
     assert not d.accept and d.reason == "sni_reset" and len(d.inject) == 2
+    # Names match exactly, as scenarios list them.
+    assert censor.decide(seg(client_hello("www.blocked.example"), sport=11)).accept
     d = censor.decide(seg(client_hello("dropped.example"), sport=2))
     assert not d.accept and d.inject == []
     # Retransmissions and the rest of a censored flow are dropped too.

@@ -258,5 +258,9 @@ def page_body(site: SitePlan) -> bytes:
 
 
 def matches(name: str, domains: list[str]) -> bool:
-    """Does host `name` fall under one of `domains` (the domain itself or a subdomain)?"""
-    return any(name == d or name.endswith("." + d) for d in domains)
+    """Is host `name` one of the censored `domains`?
+
+    Exact names, as the scenario lists them: a scenario may block aja.ir and expect
+    padafand.aja.ir to work (generated scenarios do), so subdomains are not matched.
+    """
+    return name in domains

@@ -210,7 +210,7 @@ def host_leak_rules() -> list[list[str]]:
 
 
 def resolv_confs() -> dict[str, str]:
-    opts = "options timeout:2 attempts:2\n"
+    opts = "options timeout:2 attempts:1\n"
     return {
         NS_PROBE: f"nameserver {ISP_RESOLVER}\n{opts}",
         NS_INET: f"nameserver {HONEST_RESOLVER}\n{opts}",
