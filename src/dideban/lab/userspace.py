@@ -190,6 +190,10 @@ def _bind_udp_tcp(attempts: int = 50) -> tuple[socket.socket, socket.socket]:
     """A UDP and a TCP socket on the same ephemeral 127.0.0.1 port (DNS serves both)."""
     for _ in range(attempts):
         udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        # A 903-site run sends bursts of queries; the default ~212 KB receive buffer overflowed
+        # (RcvbufErrors) and lost queries looked like DNS censorship. The kernel caps the value
+        # at net.core.rmem_max, which is fine: larger is only better here.
+        udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
         udp.bind(("127.0.0.1", 0))
         port = udp.getsockname()[1]
         tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
