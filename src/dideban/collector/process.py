@@ -34,11 +34,12 @@ def free_port() -> int:
 
 
 class CollectorProcess:
-    def __init__(self, data_dir: Path, port: int, log: Path) -> None:
+    def __init__(self, data_dir: Path, port: int, log: Path, *, seal_after: float = 3600.0) -> None:
         self.data_dir = data_dir
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.log = log
+        self.seal_after = seal_after
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 20.0, extra_args: tuple[str, ...] = ()) -> None:
@@ -54,7 +55,7 @@ class CollectorProcess:
             "--data-dir",
             str(self.data_dir),
             "--seal-after",
-            "3600",
+            str(self.seal_after),
             *extra_args,
         ]
         with open(self.log, "ab") as log:
