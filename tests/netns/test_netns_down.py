@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import HERE, requires_netns
+from netns_helpers import HERE, requires_netns
 
 from dideban.lab import netns
 from dideban.lab.netns import plan as P

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from conftest import HERE, InNamespace, ns_exec, requires_netns
+from netns_helpers import HERE, InNamespace, ns_exec, requires_netns
 from netns_probe_sockets import (
     dns_replies,
     http_get,

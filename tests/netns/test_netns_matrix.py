@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ns_exec, requires_netns
+from netns_helpers import ns_exec, requires_netns
 
 from dideban.lab import netns
 from dideban.lab.netns import plan as P

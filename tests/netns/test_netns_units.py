@@ -8,9 +8,9 @@ import struct
 import dns.message
 import dns.rdatatype
 import pytest
-from conftest import HERE
 from hypothesis import given
 from hypothesis import strategies as st
+from netns_helpers import HERE
 
 from dideban.lab.netns import packets, topology
 from dideban.lab.netns.censor import Censor

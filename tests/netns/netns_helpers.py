@@ -1,5 +1,8 @@
 """Shared helpers for the netns lab tests: root check, and running code inside a namespace.
 
+(A plain module, not conftest.py: `from conftest import` breaks when another test folder's
+conftest was imported first.)
+
 Code runs inside a lab namespace from this process through a worker thread that called
 setns(2): sockets that thread creates live in the namespace (the OS resolver does not: it
 reads the host's /etc/resolv.conf, so OS-resolver tests use `ip netns exec`).
@@ -12,7 +15,7 @@ import ctypes
 import os
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -71,17 +74,3 @@ def ns_exec(ns: str, *cmd: str, timeout: float = 30) -> subprocess.CompletedProc
     return subprocess.run(
         ["ip", "netns", "exec", ns, *cmd], capture_output=True, text=True, timeout=timeout
     )
-
-
-@pytest.fixture
-def ns_factory() -> Iterator[Callable[[str], InNamespace]]:
-    made: list[InNamespace] = []
-
-    def make(name: str) -> InNamespace:
-        ns = InNamespace(name)
-        made.append(ns)
-        return ns
-
-    yield make
-    for ns in made:
-        ns.close()
