@@ -137,7 +137,7 @@ class Submitter:
                     await self._client.close_report(self._report_id)
                 self._report_id = None
             if drain and self._reached and not self._is_down() and self.queue.pending():
-                await self.drain(attempts=1)
+                await self.drain(attempts=1, only_mine=True)
         finally:
             await self._client.aclose()
 

@@ -188,3 +188,21 @@ def test_queue_entries_roundtrip_and_default_dir(tmp_path: Path, monkeypatch: An
     assert [e.name for e in q.pending()] == [e2.name]
     monkeypatch.setenv("DIDEBAN_STATE_DIR", str(tmp_path / "state"))
     assert default_queue_dir() == tmp_path / "state" / "queue"
+
+
+async def test_a_later_run_uploads_what_earlier_runs_queued(tmp_path: Path) -> None:
+    fake = FakeCollector()
+    fake.up = False
+    earlier = _submitter(tmp_path, fake)
+    await earlier.open(*PARAMS)
+    await earlier.submit(_m(1))
+    await earlier.close()
+    # An entry meant for another collector stays where it is.
+    earlier.queue.put("http://other.test", ReportParams(*PARAMS), None, {"input": "x"})
+    fake.up = True
+    later = _submitter(tmp_path, fake)
+    await later.open(*PARAMS)
+    assert (await later.submit(_m(2))).measurement_uid is not None
+    await later.close()
+    assert len(fake.stored) == 2
+    assert [e.collector_url for e in later.queue.pending()] == ["http://other.test"]
