@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from dideban.lab import netns
 from dideban.lab.netns import plan as P
 from dideban.lab.netns import topology
 from dideban.lab.scenario import load_scenario, parse_scenario
+from dideban.model.labnet import LabNetwork
 
 pytestmark = [pytest.mark.netns, requires_netns]
 
@@ -112,4 +114,25 @@ def test_bad_scenario_changes_nothing() -> None:
         netns.up(bad)
     with pytest.raises(netns.PlanError, match="no ISP profile"):
         netns.up(load_scenario(str(HERE / "lab.yaml")), profile="nope")
+    assert _leftovers() == []
+
+
+def test_cli_up_then_down(tmp_path: Path) -> None:
+    env = dict(os.environ, DIDEBAN_STATE_DIR=str(tmp_path))
+    scenario = str(HERE / "lab.yaml")
+    up = subprocess.run(
+        [sys.executable, "-m", "dideban", "lab", "up", "--netns", "--scenario", scenario,
+         "--profile", "TCI-like"],
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert up.returncode == 0, up.stdout + up.stderr
+    lab = LabNetwork.from_json((netns.state_dir() / "lab.json").read_text(encoding="utf-8"))
+    assert lab.probe_asn == "AS58224"
+    assert set(topology.lab_namespaces()) == set(P.NAMESPACES)
+    down = subprocess.run(
+        [sys.executable, "-m", "dideban", "lab", "down"],
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert "removed namespace dideban-censor" in down.stdout
     assert _leftovers() == []
