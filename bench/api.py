@@ -101,8 +101,17 @@ def pct(values: list[float], p: float) -> float:
     return ordered[k]
 
 
-async def run_api(db: Path, threads: int, repeats: int, hold: bool) -> dict[int, list[float]]:
-    app = create_app(db, threads=threads, dashboard=False, query_timeout=30, hold_connection=hold)
+async def run_api(
+    db: Path, threads: int, repeats: int, *, keep_open: float = 1.0, hold: bool = False
+) -> dict[int, list[float]]:
+    app = create_app(
+        db,
+        threads=threads,
+        dashboard=False,
+        query_timeout=30,
+        hold_connection=hold,
+        keep_open=keep_open,
+    )
     times: dict[int, list[float]] = {i: [] for i in range(len(QUERIES))}
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
@@ -160,17 +169,19 @@ def main() -> None:
     sql_times: dict[int, list[float]] = {i: [] for i in range(len(QUERIES))}
     api_times: dict[int, list[float]] = {i: [] for i in range(len(QUERIES))}
     held_times: dict[int, list[float]] = {i: [] for i in range(len(QUERIES))}
+    fresh_times: dict[int, list[float]] = {i: [] for i in range(len(QUERIES))}
     load = os.getloadavg()[0]
     for _ in range(args.repeats):
         for acc, got in (
             (sql_times, run_sql(db, args.threads, 1)),
-            (api_times, asyncio.run(run_api(db, args.threads, 1, hold=False))),
+            (api_times, asyncio.run(run_api(db, args.threads, 1))),
             (held_times, asyncio.run(run_api(db, args.threads, 1, hold=True))),
+            (fresh_times, asyncio.run(run_api(db, args.threads, 1, keep_open=0))),
         ):
             for i, ts in got.items():
                 acc[i].extend(ts)
     print(f"load average (1 min) before/after: {load:.2f} / {os.getloadavg()[0]:.2f}")
-    print("API with one short-lived read-only connection per query (the default):")
+    print("API, default reader (one connection per burst, closed after 1 s or 0.2 s idle):")
     print(f"{'query':<78} {'api p50':>8} {'api p95':>8} {'sql p50':>8} {'ratio':>6}")
     for i, params in enumerate(QUERIES):
         label = "&".join(f"{k}={v}" for k, v in params.items()) or "(no axis, no filter)"
@@ -188,6 +199,11 @@ def main() -> None:
         f"(API/SQL p50 ratio {statistics.median(all_api) / statistics.median(all_sql):.2f}x)"
     )
     all_held = [t for ts in held_times.values() for t in ts]
+    all_fresh = [t for ts in fresh_times.values() for t in ts]
+    print(
+        f"ALL {len(all_fresh)} API calls with a new connection per query (--keep-open 0): "
+        f"p50 {pct(all_fresh, 50) * 1e3:.1f} ms, p95 {pct(all_fresh, 95) * 1e3:.1f} ms"
+    )
     print(
         f"ALL {len(all_held)} API calls with a held connection (--hold-connection): "
         f"p50 {pct(all_held, 50) * 1e3:.1f} ms, p95 {pct(all_held, 95) * 1e3:.1f} ms"

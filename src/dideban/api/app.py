@@ -172,14 +172,18 @@ def create_app(
     dashboard: bool = True,
     threads: int | None = None,
     hold_connection: bool = False,
+    keep_open: float = 1.0,
     max_in_flight: int = 32,
 ) -> FastAPI:
     """The API (and, unless `dashboard=False`, the dashboard) over the store at `db_path`.
 
-    `threads` caps DuckDB's worker threads (default: one per core); `hold_connection` keeps
-    one read-only connection open instead of one per query (see `Reader`); past
+    `threads` caps DuckDB's worker threads (default: one per core); `keep_open` is how long
+    one read-only connection may serve a burst of queries before it is closed to let a
+    writer in (0: one per query), `hold_connection` never closes it (see `Reader`); past
     `max_in_flight` concurrent requests the server answers 503 `overloaded`."""
-    reader = Reader(db_path, timeout=query_timeout, threads=threads, hold=hold_connection)
+    reader = Reader(
+        db_path, timeout=query_timeout, threads=threads, hold=hold_connection, keep_open=keep_open
+    )
     app = FastAPI(
         title="Dideban open data API",
         version=__version__,

@@ -15,9 +15,17 @@ def serve(
     query_timeout: Annotated[
         float, typer.Option(min=0.1, help="Seconds before a query is interrupted")
     ] = 5.0,
+    keep_open: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Seconds one read-only connection may serve a burst of queries before it is "
+            "closed to let `dideban ingest` write (0: one connection per query)",
+        ),
+    ] = 1.0,
     hold_connection: Annotated[
         bool,
-        typer.Option(help="Keep one read-only connection (faster; blocks `dideban ingest`)"),
+        typer.Option(help="Never close the connection (an archive; blocks `dideban ingest`)"),
     ] = False,
     threads: Annotated[int, typer.Option(min=0, help="DuckDB threads (0: one per core)")] = 0,
     max_in_flight: Annotated[
@@ -35,6 +43,7 @@ def serve(
             db,
             query_timeout=query_timeout,
             hold_connection=hold_connection,
+            keep_open=keep_open,
             threads=threads or None,
             max_in_flight=max_in_flight,
         )

@@ -39,12 +39,14 @@ class Reader:
     """Read-only queries with a time limit against a Dideban store (DuckDB file).
 
     DuckDB lets one process open a file read-write, and only while no other process has it
-    open at all. So by default every query opens its own short-lived read-only connection and
-    closes it, which leaves the file free for `dideban ingest` between queries; a query that
-    finds the writer's lock retries for up to `busy_wait` seconds. Opening costs ~10 ms on a
-    10-million-row store (see bench/api.py). With `hold=True` the reader keeps one connection
-    (faster, for an archive no writer touches), and reopens it when the file is replaced
-    (a writer that publishes snapshots by atomic rename).
+    open at all; and closing the last connection drops the cache of what was read. So the
+    reader keeps one read-only connection while queries keep coming and closes it whenever
+    no query is running and either it has been idle for `idle_release` seconds or it has been
+    open for `keep_open` seconds. `dideban ingest` (which retries on the lock) then writes in
+    those gaps, and queries in a burst share a warm cache. `keep_open=0` closes after every
+    query; `hold=True` never closes (an archive no writer touches). A query that finds the
+    writer's lock retries for up to `busy_wait` seconds, then raises StoreBusy. A file
+    replaced by atomic rename (a writer that publishes snapshots) is reopened.
     """
 
     def __init__(
@@ -54,11 +56,14 @@ class Reader:
         timeout: float = 5.0,
         threads: int | None = None,
         hold: bool = False,
+        keep_open: float = 1.0,
+        idle_release: float = 0.2,
         busy_wait: float = 3.0,
     ) -> None:
         self.db_path = Path(db_path)
         self.timeout = timeout
-        self.hold = hold
+        self.keep_open = float("inf") if hold else keep_open
+        self.idle_release = float("inf") if hold else min(idle_release, max(keep_open, 0.01))
         self.busy_wait = busy_wait
         self._config: dict[str, str | bool | int | float | list[str]] = {}
         if threads:
@@ -66,6 +71,11 @@ class Reader:
         self._lock = threading.Lock()
         self._held: duckdb.DuckDBPyConnection | None = None
         self._held_id: tuple[int, int] | None = None
+        self._opened_at = 0.0
+        self._last_used = 0.0
+        self._active = 0
+        self._stop = threading.Event()
+        self._janitor: threading.Thread | None = None
         if not self.db_path.exists():
             raise StoreUnavailable(f"store {self.db_path} does not exist")
         try:
@@ -112,34 +122,65 @@ class Reader:
                 time.sleep(delay)
                 delay = min(delay * 2, 0.2)
 
-    def _cursor(self) -> duckdb.DuckDBPyConnection:
-        """A connection (or cursor of the held one) for one query; the caller closes it."""
-        if not self.hold:
-            return self._connect()
+    def _close_held(self) -> None:
+        # Only with the lock held and no query running: DuckDB hands out the already-open
+        # instance for a path while any connection to it lives.
+        if self._held is not None:
+            self._held.close()
+            self._held = None
+
+    def _acquire(self) -> duckdb.DuckDBPyConnection:
+        """A cursor for one query; hand it back with `_release`."""
         with self._lock:
-            current = self._file_id()
-            if self._held is None or current != self._held_id:
-                # Close first: DuckDB hands out the already-open instance for a path while
-                # any connection to it lives, and that instance still reads the old file.
-                if self._held is not None:
-                    self._held.close()
-                    self._held = None
+            if self._held is not None and self._active == 0:
+                try:
+                    replaced = self._file_id() != self._held_id
+                except OSError:
+                    replaced = True
+                if replaced:
+                    self._close_held()
+            if self._held is None:
                 self._held = self._connect()
-                self._held_id = current
+                self._held_id = self._file_id()
+                self._opened_at = time.monotonic()
+                self._start_janitor()
+            self._active += 1
             return self._held.cursor()
 
-    def close(self) -> None:
+    def _release(self, cur: duckdb.DuckDBPyConnection) -> None:
+        cur.close()
         with self._lock:
-            if self._held is not None:
-                self._held.close()
-                self._held = None
+            self._active -= 1
+            now = time.monotonic()
+            self._last_used = now
+            if self._active == 0 and now - self._opened_at >= self.keep_open:
+                self._close_held()
+
+    def _start_janitor(self) -> None:
+        if self._janitor is not None or self.idle_release == float("inf"):
+            return
+        self._janitor = threading.Thread(target=self._sweep, name="dideban-reader", daemon=True)
+        self._janitor.start()
+
+    def _sweep(self) -> None:
+        """Close the connection once it has been idle for `idle_release` seconds."""
+        while not self._stop.wait(self.idle_release / 2):
+            with self._lock:
+                idle = time.monotonic() - self._last_used
+                if self._held is not None and self._active == 0 and idle >= self.idle_release:
+                    self._close_held()
+
+    def close(self) -> None:
+        self._stop.set()
+        with self._lock:
+            self._close_held()
 
     def query(
         self, sql: str, params: Sequence[Any] = (), *, timeout: float | None = None
     ) -> list[Row]:
         """Run one SELECT; rows as dicts. Raises QueryTimeout past the time limit."""
         limit = self.timeout if timeout is None else timeout
-        cur = self._cursor()
+        cur = self._acquire()
         fired = threading.Event()
 
         def _interrupt() -> None:
@@ -161,7 +202,7 @@ class Reader:
             raise
         finally:
             timer.cancel()
-            cur.close()
+            self._release(cur)
 
     def raw_measurement(self, uid: str, raw_path: str | None, raw_line: int | None) -> Any:
         """The raw measurement, unchanged, from the file the store says it lives in (the

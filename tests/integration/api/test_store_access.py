@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -17,13 +18,13 @@ from dideban.api.reader import Reader, StoreBusy
 from dideban.api.samplestore import build_sample_store
 from dideban.model.verdict import Verdict
 
-INSERT_ONE = """
-import duckdb, sys
-con = duckdb.connect(sys.argv[1])
-con.execute("INSERT INTO verdicts (measurement_uid, report_id, probe_cc, probe_asn, test_name,"
-            " measurement_start_time, anomaly, confirmed, failure)"
-            " VALUES ('new-1', 'r', 'IR', 'AS1', 'web_connectivity', TIMESTAMP '2026-11-20', true, false, false)")
-con.close()
+INSERT_ONE_WITH_STORE = """
+import sys
+from dideban.store import Store
+with Store.open(sys.argv[1], busy_wait=10) as store:
+    store.conn.execute("INSERT INTO verdicts (measurement_uid, report_id, probe_cc, probe_asn,"
+        " test_name, measurement_start_time, anomaly, confirmed, failure) VALUES ('new-2', 'r',"
+        " 'IR', 'AS1', 'web_connectivity', TIMESTAMP '2026-11-20', true, false, false)")
 """
 
 HOLD_WRITE_LOCK = """
@@ -43,15 +44,98 @@ def own_store(tmp_path: Path, sample_store: tuple[Path, list[Verdict]]) -> Path:
 
 
 async def test_a_writer_can_write_between_queries_and_readers_see_it(own_store: Path) -> None:
+    # The store's own writer retries on the lock, as `dideban ingest` does.
     app = create_app(own_store, dashboard=False)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         before = (await c.get("/api/v1/aggregation")).json()["result"]["measurement_count"]
         done = subprocess.run(
-            [sys.executable, "-c", INSERT_ONE, str(own_store)], capture_output=True, timeout=60
+            [sys.executable, "-c", INSERT_ONE_WITH_STORE, str(own_store)],
+            capture_output=True,
+            timeout=60,
         )
         assert done.returncode == 0, done.stderr.decode()
         after = (await c.get("/api/v1/aggregation")).json()["result"]["measurement_count"]
     assert after == before + 1
+    app.state.reader.close()
+
+
+class WriterProbe:
+    """A process that tries to open the store read-write when asked (no retry): it starts
+    ahead, so that the attempt happens within milliseconds of the question, even under load."""
+
+    SCRIPT = """
+import duckdb, sys
+print("ready", flush=True)
+for _ in sys.stdin:
+    try:
+        duckdb.connect(sys.argv[1]).close()
+        print("free", flush=True)
+    except duckdb.IOException as exc:
+        print("locked" if "lock" in str(exc).lower() else "error", flush=True)
+"""
+
+    def __init__(self, db: Path) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", self.SCRIPT, str(db)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "ready"
+
+    def ask(self) -> str:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write("?\n")
+        self.proc.stdin.flush()
+        return self.proc.stdout.readline().strip()
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.close()
+        self.proc.wait(timeout=10)
+        self.proc.stdout.close()
+
+
+@pytest.fixture
+def writer(own_store: Path) -> Iterator[WriterProbe]:
+    probe = WriterProbe(own_store)
+    yield probe
+    probe.close()
+
+
+def test_the_reader_lets_go_of_the_file_when_idle(own_store: Path, writer: WriterProbe) -> None:
+    reader = Reader(own_store, keep_open=60, idle_release=1.0)
+    try:
+        reader.query("SELECT count(*) FROM verdicts")
+        # Still open right after a query: a burst of queries shares one warm connection...
+        assert writer.ask() == "locked"
+        # ...and the file is free once the reader has been idle for idle_release.
+        time.sleep(2.5)
+        assert writer.ask() == "free"
+        assert reader.query("SELECT count(*) AS n FROM verdicts")[0]["n"] == 400
+    finally:
+        reader.close()
+
+
+def test_keep_open_zero_closes_after_every_query(own_store: Path, writer: WriterProbe) -> None:
+    reader = Reader(own_store, keep_open=0)
+    try:
+        reader.query("SELECT count(*) FROM verdicts")
+        assert writer.ask() == "free"
+    finally:
+        reader.close()
+
+
+def test_a_busy_reader_still_lets_go_after_keep_open(own_store: Path, writer: WriterProbe) -> None:
+    reader = Reader(own_store, keep_open=1.0, idle_release=60)
+    try:
+        reader.query("SELECT 1")
+        assert writer.ask() == "locked"
+        time.sleep(1.1)
+        reader.query("SELECT 1")  # finishes past keep_open with nothing else running: closes
+        assert writer.ask() == "free"
+    finally:
+        reader.close()
 
 
 async def test_a_long_write_gives_503_then_recovers(own_store: Path) -> None:
