@@ -11,9 +11,11 @@ include the probe's country; `vbw` (vague blocking word) confirms only when expe
 name the probe's country; `fp` (a known false-positive pattern) never confirms.
 
 Speed: the literal body patterns (contains, prefix, full: all but ~14) go into one
-Aho-Corasick automaton (pyahocorasick), so a body costs ONE scan whatever the number of
-fingerprints; a hit is then checked against its pattern type (prefix/full anchor). The few
-`regexp` patterns are joined into one alternation. DNS `full` patterns are a dict lookup.
+Aho-Corasick automaton (ahocorasick-rs, ~3x faster than pyahocorasick on str bodies), so a
+body costs ONE scan whatever the number of fingerprints; a hit is then checked against its
+pattern type (prefix/full anchor). The automaton also holds each `regexp` pattern's literal
+prefix: a regexp runs only on bodies where its prefix occurs (those without one always run).
+DNS `full` patterns are a dict lookup.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from re import _constants as _re_constants  # type: ignore[attr-defined]
+from re import _parser as _re_parser  # type: ignore[attr-defined]
 
-import ahocorasick
+import ahocorasick_rs
 
 CONFIRMING_SCOPES = frozenset({"nat", "isp", "prod", "inst", "injb", "prov"})
 PATTERN_TYPES = ("full", "prefix", "contains", "regexp")
@@ -175,21 +179,30 @@ class FingerprintDB:
                 tuple(f.pattern for f in hfps if f.pattern_type == "contains"),
                 re.compile("|".join(f"(?:{p})" for p in regexps)) if regexps else None,
             )
-        self._body_literals: dict[str, list[Fingerprint]] = {}
+        # Body: one Aho-Corasick automaton over the literal patterns (contains, prefix, full)
+        # and over each regexp's literal prefix (its "trigger": the regexp can only match
+        # where its trigger occurs, so it runs only then). Regexps without a literal prefix
+        # always run.
         self._body_regexps = [f for f in self._body if f.pattern_type == "regexp"]
+        literals: dict[str, list[Fingerprint]] = {}
         for fp in self._body:
             if fp.pattern_type != "regexp" and fp.pattern:
-                self._body_literals.setdefault(fp.pattern, []).append(fp)
-        self._automaton = ahocorasick.Automaton()
-        for literal, fps in self._body_literals.items():
-            self._automaton.add_word(literal, (literal, fps))
-        if self._body_literals:
-            self._automaton.make_automaton()
-        self._body_any_regexp = (
-            re.compile("|".join(f"(?:{f.pattern})" for f in self._body_regexps), re.S)
-            if self._body_regexps
-            else None
-        )
+                literals.setdefault(fp.pattern, []).append(fp)
+        triggers: dict[str, list[int]] = {}
+        self._regexp_compiled = [re.compile(f.pattern) for f in self._body_regexps]
+        self._regexp_untriggered: list[int] = []
+        for i, fp in enumerate(self._body_regexps):
+            trigger = _literal_prefix(fp.pattern)
+            if trigger:
+                triggers.setdefault(trigger, []).append(i)
+            else:
+                self._regexp_untriggered.append(i)
+        words = list(dict.fromkeys([*literals, *triggers]))
+        # Per automaton word: the literal fingerprints it is, the regexps it triggers.
+        self._words: list[tuple[tuple[Fingerprint, ...], tuple[int, ...]]] = [
+            (tuple(literals.get(w, ())), tuple(triggers.get(w, ()))) for w in words
+        ]
+        self._automaton = ahocorasick_rs.AhoCorasick(words) if words else None
 
     @classmethod
     def load(cls, extra: Iterable[Path] = (), *, include_default: bool = True) -> FingerprintDB:
@@ -208,22 +221,34 @@ class FingerprintDB:
     def match_body(self, body: str) -> list[Fingerprint]:
         if not body:
             return []
+        hits = (
+            self._automaton.find_matches_as_indexes(body, overlapping=True)
+            if self._automaton is not None
+            else []
+        )
+        if not hits and not self._regexp_untriggered:
+            return []
         found: dict[str, Fingerprint] = {}
-        if self._body_literals:
-            seen: set[str] = set()
-            for end, (literal, fps) in self._automaton.iter(body):
-                start = end - len(literal) + 1
-                if literal in seen and start != 0:
-                    continue  # a contains-pattern already counted; anchors need start 0
-                seen.add(literal)
+        run: set[int] = set(self._regexp_untriggered)
+        if hits:
+            if len(hits) > 1:
+                # By end, then longest first: the order matches are reported in (and so
+                # the order of an observation's fingerprint names) does not depend on the
+                # automaton's implementation.
+                hits.sort(key=_hit_order)
+            n = len(body)
+            for i, start, end in hits:
+                fps, regexps = self._words[i]
                 for fp in fps:
                     if fp.pattern_type == "contains" or (
-                        start == 0 and (fp.pattern_type == "prefix" or len(body) == end + 1)
+                        start == 0 and (fp.pattern_type == "prefix" or end == n)
                     ):
                         found[fp.name] = fp
-        if self._body_any_regexp is not None and self._body_any_regexp.search(body):
-            for fp in self._body_regexps:
-                if fp.matches(body):
+                if regexps:
+                    run.update(regexps)
+        if run:
+            for i, fp in enumerate(self._body_regexps):
+                if i in run and self._regexp_compiled[i].search(body) is not None:
                     found[fp.name] = fp
         return list(found.values())
 
@@ -242,6 +267,26 @@ class FingerprintDB:
             ):
                 return []
         return [f for f in fps if f.matches(value)]
+
+
+def _hit_order(hit: tuple[int, int, int]) -> tuple[int, int]:
+    return hit[2], hit[1]
+
+
+def _literal_prefix(pattern: str) -> str:
+    """The literal text every match of `pattern` starts with ("" if none can be known)."""
+    try:
+        parsed = _re_parser.parse(pattern)
+    except re.error:
+        return ""
+    if parsed.state.flags & (re.IGNORECASE | re.VERBOSE):
+        return ""
+    out: list[str] = []
+    for op, arg in parsed:
+        if op is not _re_constants.LITERAL:
+            break
+        out.append(chr(arg))
+    return "".join(out)
 
 
 _DEFAULT: FingerprintDB | None = None
