@@ -45,7 +45,10 @@ class Reader:
     open for `keep_open` seconds. `dideban ingest` (which retries on the lock) then writes in
     those gaps, and queries in a burst share a warm cache. `keep_open=0` closes after every
     query; `hold=True` never closes (an archive no writer touches). A query that finds the
-    writer's lock retries for up to `busy_wait` seconds, then raises StoreBusy. A file
+    writer's lock retries for up to `busy_wait` seconds, then raises StoreBusy. Under a steady
+    stream of queries the connection is still closed after `keep_open` seconds, and new queries
+    wait `writer_gap` seconds before reopening, long enough for a writer that polls the lock
+    (the store's writer backs off to 0.1 s) to get in. A file
     replaced by atomic rename (a writer that publishes snapshots) is reopened.
     """
 
@@ -58,6 +61,7 @@ class Reader:
         hold: bool = False,
         keep_open: float = 1.0,
         idle_release: float = 0.2,
+        writer_gap: float = 0.15,
         busy_wait: float = 3.0,
     ) -> None:
         self.db_path = Path(db_path)
@@ -69,6 +73,9 @@ class Reader:
         if threads:
             self._config["threads"] = threads
         self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self.writer_gap = writer_gap
+        self._gap_until = 0.0
         self._held: duckdb.DuckDBPyConnection | None = None
         self._held_id: tuple[int, int] | None = None
         self._opened_at = 0.0
@@ -122,16 +129,32 @@ class Reader:
                 time.sleep(delay)
                 delay = min(delay * 2, 0.2)
 
-    def _close_held(self) -> None:
+    def _close_held(self, *, gap: bool = False) -> None:
         # Only with the lock held and no query running: DuckDB hands out the already-open
         # instance for a path while any connection to it lives.
         if self._held is not None:
             self._held.close()
             self._held = None
+            if gap and self.keep_open > 0:
+                self._gap_until = time.monotonic() + self.writer_gap
 
     def _acquire(self) -> duckdb.DuckDBPyConnection:
         """A cursor for one query; hand it back with `_release`."""
-        with self._lock:
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                if self._held is not None and now - self._opened_at >= self.keep_open:
+                    # Open too long: let the running queries finish, close, and leave the
+                    # writer a gap, so that a steady stream of queries cannot starve ingest.
+                    if self._active == 0:
+                        self._close_held(gap=True)
+                    else:
+                        self._cond.wait(0.05)
+                    continue
+                if self._held is None and now < self._gap_until:
+                    self._cond.wait(self._gap_until - now)
+                    continue
+                break
             if self._held is not None and self._active == 0:
                 try:
                     replaced = self._file_id() != self._held_id
@@ -149,25 +172,29 @@ class Reader:
 
     def _release(self, cur: duckdb.DuckDBPyConnection) -> None:
         cur.close()
-        with self._lock:
+        with self._cond:
             self._active -= 1
             now = time.monotonic()
             self._last_used = now
             if self._active == 0 and now - self._opened_at >= self.keep_open:
-                self._close_held()
+                self._close_held(gap=True)
+            self._cond.notify_all()
 
     def _start_janitor(self) -> None:
-        if self._janitor is not None or self.idle_release == float("inf"):
+        if self._janitor is not None or self.keep_open == float("inf"):
             return
         self._janitor = threading.Thread(target=self._sweep, name="dideban-reader", daemon=True)
         self._janitor.start()
 
     def _sweep(self) -> None:
-        """Close the connection once it has been idle for `idle_release` seconds."""
-        while not self._stop.wait(self.idle_release / 2):
-            with self._lock:
-                idle = time.monotonic() - self._last_used
-                if self._held is not None and self._active == 0 and idle >= self.idle_release:
+        """Close the connection once idle for `idle_release` s or open for `keep_open` s."""
+        period = max(min(self.idle_release, self.keep_open) / 2, 0.01)
+        while not self._stop.wait(period):
+            with self._cond:
+                now = time.monotonic()
+                idle = now - self._last_used >= self.idle_release
+                old = now - self._opened_at >= self.keep_open
+                if self._held is not None and self._active == 0 and (idle or old):
                     self._close_held()
 
     def close(self) -> None:
