@@ -67,7 +67,22 @@ class Analysis:
     facts: set[str] = field(default_factory=set)
 
 
+def _is_ipv4_fast(text: str) -> bool:
+    """A dotted quad as `ipaddress` accepts one (ASCII digits, no leading zero, <= 255)."""
+    parts = text.split(".")
+    if len(parts) != 4:
+        return False
+    for p in parts:
+        if not (p.isascii() and p.isdigit()) or len(p) > 3 or (p[0] == "0" and len(p) > 1):
+            return False
+        if int(p) > 255:
+            return False
+    return True
+
+
 def _is_ip(text: Any) -> bool:
+    if text.__class__ is str and _is_ipv4_fast(text):
+        return True
     try:
         ipaddress.ip_address(text)
     except ValueError:
@@ -75,7 +90,7 @@ def _is_ip(text: Any) -> bool:
     return True
 
 
-def is_bogon(ip: str) -> bool:
+def _bogon(ip: str) -> bool:
     try:
         a = ipaddress.ip_address(ip)
     except ValueError:
@@ -83,6 +98,21 @@ def is_bogon(ip: str) -> bool:
     return (
         a.is_private or a.is_loopback or a.is_link_local or a.is_reserved or a.is_unspecified
     ) and not (isinstance(a, ipaddress.IPv4Address) and a in _LAB_OK)
+
+
+# Answers repeat a lot (block page addresses, CDNs): remember the last addresses seen
+# (`ipaddress`'s is_private walks a list of networks per call).
+_BOGON_CACHE: dict[str, bool] = {}
+_BOGON_CACHE_MAX = 65536
+
+
+def is_bogon(ip: str) -> bool:
+    known = _BOGON_CACHE.get(ip)
+    if known is None:
+        if len(_BOGON_CACHE) >= _BOGON_CACHE_MAX:
+            _BOGON_CACHE.clear()
+        known = _BOGON_CACHE[ip] = _bogon(ip)
+    return known
 
 
 # Documentation ranges count as routable here: the censorship lab addresses its "Internet"
@@ -158,7 +188,7 @@ def _web_connectivity(doc: dict[str, Any], tk: dict[str, Any], ex: Extracted, cc
     facts: set[str] = set()
     scores = {k: NOT_REACHED for k in ("dns", "tcp", "tls", "http")}
     url = doc.get("input") if isinstance(doc.get("input"), str) else None
-    reqs = [h for h in ex.http]
+    reqs = ex.http
     if url is None and reqs and reqs[-1].url:
         url = reqs[-1].url
     parts = urlsplit(url or "")
@@ -180,7 +210,7 @@ def _web_connectivity(doc: dict[str, Any], tk: dict[str, Any], ex: Extracted, cc
         facts.add("fp_dns_confirmed")
 
     # DNS
-    dns_obs = [o for o in ex.observations if o.kind == "dns"]
+    dns_obs = ex.dns
     own = [o for o in dns_obs if o.hostname == host] or dns_obs
     p_addrs = {o.ip for o in own if o.ip}
     p_fail = tk.get("dns_experiment_failure")
@@ -218,7 +248,7 @@ def _web_connectivity(doc: dict[str, Any], tk: dict[str, Any], ex: Extracted, cc
         facts.add("dns_inconsistent")
 
     # TCP
-    tcp = [o for o in ex.observations if o.kind == "tcp" and o.failure not in LOCAL_ROUTE_FAILURES]
+    tcp = [o for o in ex.tcp if o.failure not in LOCAL_ROUTE_FAILURES]
     if tcp:
         failed = [o for o in tcp if o.failure]
         if len(failed) == len(tcp):
@@ -232,7 +262,7 @@ def _web_connectivity(doc: dict[str, Any], tk: dict[str, Any], ex: Extracted, cc
             scores["tcp"] = OK3
 
     # TLS
-    tls = [o for o in ex.observations if o.kind == "tls"]
+    tls = ex.tls
     final = reqs[0] if reqs else None
     http_fail = tk.get("http_experiment_failure")
     if not isinstance(http_fail, str):
@@ -303,7 +333,7 @@ def _vouched(
     (certificate checked), when they share an ASN with the control's (newer controls carry
     `ip_info`), or when the control, connecting to them itself, saw the same TLS outcome as
     with its own addresses (the iCloud Private Relay case)."""
-    if any(o.kind == "tls" and o.ip in p_addrs and o.failure is None for o in ex.observations):
+    if any(o.ip in p_addrs and o.failure is None for o in ex.tls):
         return True
     info = _d(control.get("ip_info"))
     c_asns = {_d(info.get(a)).get("asn") for a in c_addrs} - {None, 0}
@@ -336,8 +366,7 @@ def _vouched(
 def _im(name: str, tk: dict[str, Any], ex: Extracted) -> tuple[set[str], dict[str, Triple]]:
     facts: set[str] = set()
     scores = {k: NOT_REACHED for k in ("dns", "tcp", "tls", "http")}
-    obs = ex.observations
-    tls_fail = [o.failure for o in obs if o.kind == "tls" and o.failure]
+    tls_fail = [o.failure for o in ex.tls if o.failure]
     http_fail = [(h.url or "", h.failure) for h in ex.http if h.failure]
     if "ssl_unknown_authority" in tls_fail:
         facts.add("tls_unknown_authority")
@@ -351,7 +380,7 @@ def _im(name: str, tk: dict[str, Any], ex: Extracted) -> tuple[set[str], dict[st
     api_fail = [(u, f) for u, f in http_fail if "web." not in u]
     if name == "whatsapp" and any("v.whatsapp.net" in u for u, _ in api_fail):
         facts.add("registration_failed")
-    dns = [o for o in obs if o.kind == "dns"]
+    dns = ex.dns
     if dns:
         # Failed lookups only: services publish loopback answers on purpose
         # (uptime.signal.org is 127.0.0.1).
@@ -361,7 +390,7 @@ def _im(name: str, tk: dict[str, Any], ex: Extracted) -> tuple[set[str], dict[st
         scores["dns"] = OK3 if not bad else blocked(0.9)
         if hosts - ok_hosts:
             facts.add("dns_failed")
-    tcp = [o for o in obs if o.kind == "tcp"]
+    tcp = ex.tcp
     if tcp:
         failed = [o for o in tcp if o.failure]
         scores["tcp"] = OK3 if not failed else blocked(0.75 * len(failed) / len(tcp))
@@ -373,7 +402,7 @@ def _im(name: str, tk: dict[str, Any], ex: Extracted) -> tuple[set[str], dict[st
             or (name == "telegram" and any(all(x.failure for x in g) for g in by_port.values()))
         ):
             facts.add("tcp_blocked")
-    tls = [o for o in obs if o.kind == "tls"]
+    tls = ex.tls
     if tls:
         scores["tls"] = OK3 if not tls_fail else layer_scores("tls", tls_fail[0], None)
         if tls_fail and len(tls_fail) == len(tls):
@@ -431,7 +460,7 @@ def _dnscheck(tk: dict[str, Any]) -> set[str]:
 def _stun(tk: dict[str, Any], ex: Extracted) -> set[str]:
     if not tk.get("failure"):
         return set()
-    if any(o.kind == "dns" and o.failure for o in ex.observations):
+    if any(o.failure for o in ex.dns):
         return {"dns_failed"}
     return {"failed"}
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dideban.model.verdict import Observation
-from dideban.pipeline.fingerprints import FingerprintDB, Match
+from dideban.pipeline.fingerprints import Fingerprint, FingerprintDB, Match
 
 _TITLE = re.compile(r"<title[^>]*>([^<]*)</title", re.I)
 
@@ -67,14 +67,6 @@ def title_of(body: str | None) -> str | None:
     return m.group(1).strip() if m else None
 
 
-def _num(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _int(value: Any) -> int | None:
-    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
-
-
 def _str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
@@ -85,14 +77,6 @@ def split_address(address: Any) -> tuple[str | None, int | None]:
     host, _, port = address.rpartition(":")
     host = host.strip("[]")
     return host, int(port) if port.isdigit() else None
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _dicts(value: Any) -> list[dict[str, Any]]:
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
 @dataclass
@@ -111,105 +95,155 @@ class Extracted:
     observations: list[Observation] = field(default_factory=list)
     matches: list[Match] = field(default_factory=list)
     http: list[HttpExchange] = field(default_factory=list)
+    # The observations again, by kind (the analysis looks at one kind at a time).
+    dns: list[Observation] = field(default_factory=list)
+    tcp: list[Observation] = field(default_factory=list)
+    tls: list[Observation] = field(default_factory=list)
+
+
+# JSON numbers and strings as the parsers make them (exact types: bool is not a number).
+_NUMBERS = (int, float)
+
+
+def _n(value: Any) -> float | None:
+    return float(value) if value.__class__ in _NUMBERS else None
+
+
+def _s(value: Any) -> str | None:
+    return value if value.__class__ is str else None
+
+
+def _i(value: Any) -> int | None:
+    return value if value.__class__ is int else None
 
 
 def extract(test_keys: dict[str, Any], uid: str, probe_cc: str, fpdb: FingerprintDB) -> Extracted:
-    """Observations and fingerprint matches from the standard archival records."""
+    """Observations and fingerprint matches from the standard archival records.
+
+    The hot path of the pipeline: observations are built with positional arguments (field
+    order of `Observation`), and the JSON values are type-checked by exact class (what
+    orjson and json make) instead of through helper calls."""
     ex = Extracted()
     obs = ex.observations
+    matches = ex.matches
 
-    def add(o: Observation) -> None:
-        o.observation_idx = len(obs)
-        obs.append(o)
-
-    def fp_names(found: list[Any]) -> list[str]:
+    def fp_names(found: list[Fingerprint]) -> list[str]:
         names = []
         for fp in found:
-            ex.matches.append(Match(fp, fp.confirms(probe_cc)))
+            matches.append(Match(fp, fp.confirms(probe_cc)))
             names.append(fp.name)
         return names
 
-    for q in _dicts(test_keys.get("queries")):
-        answers = _dicts(q.get("answers"))
-        base = {
-            "transaction_id": _int(q.get("transaction_id")),
-            "hostname": _str(q.get("hostname")),
-            "dns_engine": _str(q.get("engine")),
-            "failure": _str(q.get("failure")),
-            "t0": _num(q.get("t0")),
-            "t": _num(q.get("t")),
-        }
-        if not answers:
-            add(Observation(uid, 0, "dns", **base))  # type: ignore[arg-type]
-        for a in answers:
-            value = _str(a.get("ipv4")) or _str(a.get("ipv6")) or _str(a.get("hostname"))
-            is_ip = a.get("answer_type") in ("A", "AAAA")
-            o = Observation(uid, 0, "dns", **base)  # type: ignore[arg-type]
-            o.dns_answer = value
-            o.ip = value if is_ip else None
-            if value:
-                o.fingerprints = fp_names(fpdb.match_dns(value))
-            add(o)
-    for c in _dicts(test_keys.get("tcp_connect")):
-        status = _dict(c.get("status"))
-        add(
-            Observation(
-                uid,
-                0,
-                "tcp",
-                transaction_id=_int(c.get("transaction_id")),
-                ip=_str(c.get("ip")),
-                port=_int(c.get("port")),
-                failure=_str(status.get("failure")),
-                t0=_num(c.get("t0")),
-                t=_num(c.get("t")),
-            )
-        )
-    for h in _dicts(test_keys.get("tls_handshakes")):
-        ip, port = split_address(h.get("address"))
-        add(
-            Observation(
-                uid,
-                0,
-                "tls",
-                transaction_id=_int(h.get("transaction_id")),
-                ip=ip,
-                port=port,
-                tls_server_name=_str(h.get("server_name")),
-                failure=_str(h.get("failure")),
-                t0=_num(h.get("t0")),
-                t=_num(h.get("t")),
-            )
-        )
-    for r in _dicts(test_keys.get("requests")):
-        req = _dict(r.get("request"))
-        resp = _dict(r.get("response"))
-        body = as_text(resp.get("body"))
-        headers = headers_of(resp)
-        code = _int(resp.get("code"))
-        names: list[str] = []
-        if body:
-            names += fp_names(fpdb.match_body(body))
-        for k, v in headers:
-            names += fp_names(fpdb.match_header(k, v))
-        title = title_of(body)
-        url = _str(req.get("url"))
-        blen = len(body.encode("utf-8", "replace")) if body is not None else None
-        ex.http.append(HttpExchange(url, _str(r.get("failure")), code, body, headers, title, blen))
-        add(
-            Observation(
-                uid,
-                0,
-                "http",
-                transaction_id=_int(r.get("transaction_id")),
-                http_request_url=url,
-                http_status_code=code if code else None,
-                http_body_length=blen,
-                http_title=title,
-                failure=_str(r.get("failure")),
-                t0=_num(r.get("t0")),
-                t=_num(r.get("t")),
-                fingerprints=names,
-            )
-        )
+    get = test_keys.get
+    queries = get("queries")
+    if queries.__class__ is list:
+        dns = ex.dns
+        match_dns = fpdb.match_dns
+        for q in queries:
+            if q.__class__ is not dict:
+                continue
+            qg = q.get
+            tid = _i(qg("transaction_id"))
+            hostname = _s(qg("hostname"))
+            engine = _s(qg("engine"))
+            failure = _s(qg("failure"))
+            t0 = _n(qg("t0"))
+            t = _n(qg("t"))
+            answers = qg("answers")
+            any_answer = False
+            if answers.__class__ is list:
+                for a in answers:
+                    if a.__class__ is not dict:
+                        continue
+                    any_answer = True
+                    ag = a.get
+                    value = _s(ag("ipv4")) or _s(ag("ipv6")) or _s(ag("hostname"))
+                    is_ip = ag("answer_type") in ("A", "AAAA")
+                    found = match_dns(value) if value else None
+                    o = Observation(
+                        uid, len(obs), "dns", tid, hostname, value if is_ip else None, None,
+                        engine, value, None, None, None, None, None, failure, t0, t,
+                        fp_names(found) if found else [],
+                    )  # fmt: skip
+                    obs.append(o)
+                    dns.append(o)
+            if not any_answer:
+                o = Observation(
+                    uid, len(obs), "dns", tid, hostname, None, None, engine, None, None, None,
+                    None, None, None, failure, t0, t, [],
+                )  # fmt: skip
+                obs.append(o)
+                dns.append(o)
+    connects = get("tcp_connect")
+    if connects.__class__ is list:
+        tcp = ex.tcp
+        for c in connects:
+            if c.__class__ is not dict:
+                continue
+            cg = c.get
+            status = cg("status")
+            failure = _s(status.get("failure")) if status.__class__ is dict else None
+            o = Observation(
+                uid, len(obs), "tcp", _i(cg("transaction_id")), None, _s(cg("ip")),
+                _i(cg("port")), None, None, None, None, None, None, None, failure,
+                _n(cg("t0")), _n(cg("t")), [],
+            )  # fmt: skip
+            obs.append(o)
+            tcp.append(o)
+    handshakes = get("tls_handshakes")
+    if handshakes.__class__ is list:
+        tls = ex.tls
+        for h in handshakes:
+            if h.__class__ is not dict:
+                continue
+            hg = h.get
+            ip, port = split_address(hg("address"))
+            o = Observation(
+                uid, len(obs), "tls", _i(hg("transaction_id")), None, ip, port, None, None,
+                _s(hg("server_name")), None, None, None, None, _s(hg("failure")),
+                _n(hg("t0")), _n(hg("t")), [],
+            )  # fmt: skip
+            obs.append(o)
+            tls.append(o)
+    requests = get("requests")
+    if requests.__class__ is list:
+        match_body = fpdb.match_body
+        match_header = fpdb.match_header
+        for r in requests:
+            if r.__class__ is not dict:
+                continue
+            rg = r.get
+            req = rg("request")
+            resp = rg("response")
+            if resp.__class__ is not dict:
+                resp = {}
+            raw_body = resp.get("body")
+            body = raw_body if raw_body.__class__ is str else as_text(raw_body)
+            headers = headers_of(resp)
+            code = _i(resp.get("code"))
+            names: list[str] = []
+            if body:
+                found = match_body(body)
+                if found:
+                    names += fp_names(found)
+            for k, v in headers:
+                found = match_header(k, v)
+                if found:
+                    names += fp_names(found)
+            title = title_of(body)
+            url = _s(req.get("url")) if req.__class__ is dict else None
+            if body is None:
+                blen = None
+            elif body.isascii():
+                blen = len(body)
+            else:
+                blen = len(body.encode("utf-8", "replace"))
+            failure = _s(rg("failure"))
+            ex.http.append(HttpExchange(url, failure, code, body, headers, title, blen))
+            o = Observation(
+                uid, len(obs), "http", _i(rg("transaction_id")), None, None, None, None,
+                None, None, url, code if code else None, blen, title, failure,
+                _n(rg("t0")), _n(rg("t")), names,
+            )  # fmt: skip
+            obs.append(o)
     return ex

@@ -146,10 +146,16 @@ def rules_for(test_name: str) -> list[Rule]:
     return own if own else [r for r in RULES if "*" in r.tests]
 
 
+_RULES_BY_TEST: dict[str, tuple[Rule, ...]] = {}
+
+
 def decide(test_name: str, facts: set[str]) -> Rule:
     """The first rule for this test whose facts all hold (the catch-all always does)."""
-    for rule in rules_for(test_name):
-        if all(f in facts for f in rule.when):
+    rules = _RULES_BY_TEST.get(test_name)
+    if rules is None:
+        rules = _RULES_BY_TEST[test_name] = tuple(rules_for(test_name))
+    for rule in rules:
+        if facts.issuperset(rule.when):
             return rule
     raise AssertionError(f"no catch-all rule for {test_name}")  # invariant-tested
 

@@ -4,11 +4,14 @@ fingerprint's own `matches`, over the default set and generated bodies."""
 
 from __future__ import annotations
 
+import ipaddress
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dideban.pipeline.analysis import _is_ip, is_bogon
 from dideban.pipeline.fingerprints import Fingerprint, FingerprintDB, _literal_prefix, default_db
 
 
@@ -75,3 +78,40 @@ def test_match_order_is_by_end_then_longest() -> None:
         "re.lit",
         "re.alt",
     ]
+
+
+def _plain_is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.one_of(
+        st.text(alphabet="0123456789.:abf٣", max_size=16),
+        st.lists(st.integers(0, 300).map(str), min_size=3, max_size=5).map(".".join),
+        st.ip_addresses().map(str),
+    )
+)
+def test_is_ip_fast_path_agrees_with_ipaddress(text: str) -> None:
+    assert _is_ip(text) == _plain_is_ip(text)
+
+
+@pytest.mark.parametrize(
+    ("ip", "bogon"),
+    [
+        ("10.10.34.35", True),
+        ("127.0.0.1", True),
+        ("::1", True),
+        ("fe80::1", True),
+        ("198.18.0.7", False),  # the lab's "Internet"
+        ("8.8.8.8", False),
+        ("not an ip", False),
+    ],
+)
+def test_is_bogon_cached_answers_equal_fresh_ones(ip: str, bogon: bool) -> None:
+    assert is_bogon(ip) is bogon
+    assert is_bogon(ip) is bogon  # second call: from the cache
