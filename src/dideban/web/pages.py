@@ -49,6 +49,7 @@ COLORS = {
     "http-diff": "#e377c2",
     "failure": "#bcbd22",
     "ok": "#9fb3c8",
+    "(none)": "#c7d0da",
 }
 
 _ENV = Environment(
