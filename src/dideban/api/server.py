@@ -20,8 +20,13 @@ class RunningServer:
     thread: threading.Thread
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Stop serving, then close the store reader (a DuckDB connection left to the
+        interpreter's exit is torn down in the wrong order and can abort the process)."""
         self.server.should_exit = True
         self.thread.join(timeout=timeout)
+        reader = getattr(getattr(self.server.config.app, "state", None), "reader", None)
+        if reader is not None:
+            reader.close()
 
 
 def start_server(
