@@ -166,18 +166,32 @@ class FingerprintDB:
                     self._dns_other.append(fp)
             elif fp.location.startswith("header."):
                 self._headers.setdefault(fp.location[7:], []).append(fp)
-        # Per header name, one cheap test that rules out (almost) every value: a tuple for
-        # str.startswith, a set of full values, the contains-literals, one regexp.
-        self._header_prefilter: dict[
-            str, tuple[tuple[str, ...], frozenset[str], tuple[str, ...], re.Pattern[str] | None]
-        ] = {}
+        self._dns_prefilter = (
+            tuple(f.pattern for f in self._dns_other if f.pattern_type == "prefix"),
+            tuple(f.pattern for f in self._dns_other if f.pattern_type == "contains"),
+            any(f.pattern_type == "regexp" for f in self._dns_other),
+        )
+        # Per header name: the `full` values in a dict, the prefix and contains literals in
+        # one automaton (a prefix must be found at 0), the regexps compiled. Results keep
+        # the order of the fingerprints in the files.
+        self._header_index: dict[str, _HeaderIndex] = {}
         for hname, hfps in self._headers.items():
-            regexps = [f.pattern for f in hfps if f.pattern_type == "regexp"]
-            self._header_prefilter[hname] = (
-                tuple(f.pattern for f in hfps if f.pattern_type == "prefix"),
-                frozenset(f.pattern for f in hfps if f.pattern_type == "full"),
-                tuple(f.pattern for f in hfps if f.pattern_type == "contains"),
-                re.compile("|".join(f"(?:{p})" for p in regexps)) if regexps else None,
+            fulls: dict[str, list[int]] = {}
+            lits: dict[str, list[tuple[int, bool]]] = {}
+            regexps: list[tuple[int, re.Pattern[str]]] = []
+            for k, f in enumerate(hfps):
+                if f.pattern_type == "full":
+                    fulls.setdefault(f.pattern, []).append(k)
+                elif f.pattern_type == "regexp":
+                    regexps.append((k, re.compile(f.pattern)))
+                else:
+                    lits.setdefault(f.pattern, []).append((k, f.pattern_type == "prefix"))
+            self._header_index[hname] = _HeaderIndex(
+                hfps,
+                fulls,
+                ahocorasick_rs.AhoCorasick(list(lits)) if lits else None,
+                list(lits.values()),
+                regexps,
             )
         # Body: one Aho-Corasick automaton over the literal patterns (contains, prefix, full)
         # and over each regexp's literal prefix (its "trigger": the regexp can only match
@@ -214,9 +228,18 @@ class FingerprintDB:
         return cls(fps)
 
     def match_dns(self, answer: str) -> list[Fingerprint]:
-        found = list(self._dns_full.get(answer, ()))
+        full = self._dns_full.get(answer)
+        if full is None and not self._dns_gate(answer):
+            return []
+        found = list(full or ())
         found.extend(f for f in self._dns_other if f.matches(answer))
         return found
+
+    def _dns_gate(self, answer: str) -> bool:
+        """Whether any non-`full` DNS fingerprint can match (cheap, exact for prefix and
+        contains; regexps are not pre-checked)."""
+        prefixes, contains, any_regexp = self._dns_prefilter
+        return any_regexp or answer.startswith(prefixes) or any(c in answer for c in contains)
 
     def match_body(self, body: str) -> list[Fingerprint]:
         if not body:
@@ -253,20 +276,33 @@ class FingerprintDB:
         return list(found.values())
 
     def match_header(self, name: str, value: str) -> list[Fingerprint]:
-        fps = self._headers.get(name.lower())
-        if not fps:
+        idx = self._header_index.get(name.lower())
+        if idx is None:
             return []
-        pre = self._header_prefilter.get(name.lower())
-        if pre is not None:
-            prefixes, fulls, contains, regexp = pre
-            if not (
-                value.startswith(prefixes)
-                or value in fulls
-                or any(c in value for c in contains)
-                or (regexp is not None and regexp.search(value))
-            ):
-                return []
-        return [f for f in fps if f.matches(value)]
+        found: set[int] = set()
+        full = idx.fulls.get(value)
+        if full:
+            found.update(full)
+        if idx.automaton is not None:
+            for w, start, _ in idx.automaton.find_matches_as_indexes(value, overlapping=True):
+                for k, anchored in idx.literals[w]:
+                    if start == 0 or not anchored:
+                        found.add(k)
+        for k, rx in idx.regexps:
+            if rx.search(value) is not None:
+                found.add(k)
+        if not found:
+            return []
+        return [idx.fingerprints[k] for k in sorted(found)]
+
+
+@dataclass
+class _HeaderIndex:
+    fingerprints: list[Fingerprint]
+    fulls: dict[str, list[int]]
+    automaton: ahocorasick_rs.AhoCorasick | None
+    literals: list[list[tuple[int, bool]]]  # per automaton word: (fingerprint, is prefix)
+    regexps: list[tuple[int, re.Pattern[str]]]
 
 
 def _hit_order(hit: tuple[int, int, int]) -> tuple[int, int]:

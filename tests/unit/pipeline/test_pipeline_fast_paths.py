@@ -115,3 +115,22 @@ def test_is_ip_fast_path_agrees_with_ipaddress(text: str) -> None:
 def test_is_bogon_cached_answers_equal_fresh_ones(ip: str, bogon: bool) -> None:
     assert is_bogon(ip) is bogon
     assert is_bogon(ip) is bogon  # second call: from the cache
+
+
+def test_default_headers_match_like_each_fingerprint_in_file_order() -> None:
+    db = default_db()
+    rnd = random.Random(5)
+    by_name: dict[str, list[Fingerprint]] = {}
+    for f in db.fingerprints:
+        if f.location.startswith("header."):
+            by_name.setdefault(f.location[7:], []).append(f)
+    hits = 0
+    for name, fps in by_name.items():
+        for _ in range(150):
+            picks = rnd.sample(fps, min(len(fps), rnd.randint(1, 2)))
+            value = rnd.choice(["", "http://x/", "é"]).join(p.pattern for p in picks)
+            value += rnd.choice(["", "?q=1"])
+            want = [f for f in fps if f.matches(value)]
+            assert db.match_header(name.title(), value) == want
+            hits += bool(want)
+    assert hits > 150
