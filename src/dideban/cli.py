@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "dideban.collector.cli",  # dideban collector
     "dideban.pipeline.cli",  # dideban analyze / ingest / reprocess
     "dideban.api.cli",  # dideban serve
+    "dideban.demo",  # dideban demo: every part end to end
 )
 
 app = typer.Typer(

@@ -1,4 +1,4 @@
-"""`dideban run websites` and `dideban demo`.
+"""`dideban run websites`, and the lab/helper/collector sessions that `dideban demo` reuses.
 
 This module sits at the top of the stack: it may bring up the lab (`dideban.lab`) and the
 control test helper (`dideban.testhelper`) for a self-contained lab run, which the probe's own
@@ -13,7 +13,7 @@ import dataclasses
 import datetime as dt
 import socket
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -450,93 +450,10 @@ def websites(
     console.print(f"measurements written to {output}")
 
 
-# --- demo ---------------------------------------------------------------------------------
-
-
-@dataclass
-class DemoState:
-    scenario: str
-    output: Path
-    stack: contextlib.AsyncExitStack
-    lab: LabRun | None = None
-    results: list[MeasurementResult] = field(default_factory=list)
-    seconds: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class DemoStep:
-    title: str
-    run: Callable[[DemoState], Awaitable[None]]
-
-
-async def _demo_lab(state: DemoState) -> None:
-    state.lab = await state.stack.enter_async_context(lab_session(state.scenario))
-    net = state.lab.network
-    console.print(
-        f"lab {net.name!r}: {len(state.lab.targets)} sites, probe in {net.probe_cc} "
-        f"{net.probe_asn} ({net.probe_network_name}); test helper {state.lab.test_helper_url}"
-    )
-
-
-async def _demo_probe(state: DemoState) -> None:
-    assert state.lab is not None
-    t0 = asyncio.get_running_loop().time()
-    run = WebsitesRun(
-        state.lab.targets,
-        state.output,
-        state.lab.network,
-        state.lab.test_helper_url,
-        LAB_CONCURRENCY,
-    )
-    state.results = await run_websites(run)
-    state.seconds = asyncio.get_running_loop().time() - t0
-
-
-async def _demo_table(state: DemoState) -> None:
-    out.print(results_table(state.results))
-    console.print(summary_line(state.results, state.seconds))
-    console.print(f"measurements (OONI format, one per line) written to {state.output}")
-
-
-# Later issues append steps (collector, ingest, dashboard) here.
-DEMO_STEPS: list[DemoStep] = [
-    DemoStep("Start the censorship lab and the control test helper", _demo_lab),
-    DemoStep("Run web_connectivity over every site", _demo_probe),
-    DemoStep("Show the results", _demo_table),
-]
-
-
-async def run_demo(scenario: str, output: Path, steps: list[DemoStep] | None = None) -> DemoState:
-    async with contextlib.AsyncExitStack() as stack:
-        state = DemoState(scenario, output, stack)
-        chosen = DEMO_STEPS if steps is None else steps
-        for number, step in enumerate(chosen, start=1):
-            console.rule(f"[bold]{number}/{len(chosen)} {step.title}")
-            await step.run(state)
-        return state
-
-
-def demo(
-    scenario: Annotated[str, typer.Option(help="Lab scenario name or YAML file.")] = "iran",
-    output: Annotated[Path, typer.Option(help="Where the measurements go (JSONL).")] = Path(
-        "dideban-demo.jsonl"
-    ),
-) -> None:
-    """Start the censorship lab and a test helper, run the probe over it, show the results."""
-    _fresh_consoles()
-    try:
-        asyncio.run(run_demo(scenario, output))
-    except (ProbeError, TestListError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
-
-
 def register(app: typer.Typer) -> None:
-    """Add `dideban run ...` and `dideban demo`."""
+    """Add `dideban run ...` (`dideban demo` lives in `dideban.demo`)."""
     app.add_typer(run_app, name="run")
-    app.command("demo")(demo)
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit("use: dideban run websites | dideban demo")
+    sys.exit("use: dideban run websites")

@@ -1,4 +1,4 @@
-"""`dideban run websites` and `dideban demo` through typer's CliRunner."""
+"""`dideban run websites` through typer's CliRunner (`dideban demo`: tests/integration/test_demo.py)."""
 
 from __future__ import annotations
 
@@ -76,13 +76,3 @@ def test_run_websites_lab_writes_one_ooni_measurement_per_line(tmp_path: Path) -
         assert set(m["test_keys"]) >= REQUIRED_TEST_KEYS
     assert "web_connectivity results" in output
     assert "blocked" in output
-
-
-@pytest.mark.slow
-def test_demo_runs_the_iran_lab_and_prints_the_table(tmp_path: Path) -> None:
-    out = tmp_path / "demo.jsonl"
-    code, output = _invoke("demo", "--output", str(out))
-    assert code == 0, output
-    assert "https://www.facebook.com/" in output and "http-diff" in output
-    assert str(out) in output.replace("\n", "")
-    assert out.read_text(encoding="utf-8").count("\n") > 20
