@@ -229,6 +229,8 @@ class FingerprintDB:
 
     def match_dns(self, answer: str) -> list[Fingerprint]:
         full = self._dns_full.get(answer)
+        if not self._dns_other:
+            return list(full) if full else []
         if full is None and not self._dns_gate(answer):
             return []
         found = list(full or ())

@@ -5,14 +5,17 @@ fingerprint's own `matches`, over the default set and generated bodies."""
 from __future__ import annotations
 
 import ipaddress
+import json
 import random
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dideban.pipeline.analysis import _is_ip, is_bogon
 from dideban.pipeline.fingerprints import Fingerprint, FingerprintDB, _literal_prefix, default_db
+from dideban.pipeline.readers import ReadError, iter_lines, measurement_of
 
 
 def fp(name: str, ptype: str, pattern: str) -> Fingerprint:
@@ -134,3 +137,45 @@ def test_default_headers_match_like_each_fingerprint_in_file_order() -> None:
             assert db.match_header(name.title(), value) == want
             hits += bool(want)
     assert hits > 150
+
+
+def _reference_lines(data: bytes, path: str, first_line: int) -> list[object]:
+    """The plain reading of JSONL: split, skip blank lines, orjson then json."""
+    out: list[object] = []
+    for n, raw in enumerate(data.split(b"\n"), start=first_line):
+        if not raw.strip():
+            continue
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            try:
+                obj = json.loads(raw)
+            except ValueError as exc:
+                out.append(ReadError(path, n, f"invalid JSON: {exc}"))
+                continue
+        out.append(measurement_of(obj, path, n, None))
+    return out
+
+
+LINE = st.sampled_from(
+    [
+        b"",
+        b" ",
+        b"\r",
+        b'{"test_name": "x", "measurement_uid": "u1"}',
+        b'{"test_name": "x", "test_keys": {"v": NaN}}\r',
+        b'{"test_keys": {"control": {}}}',
+        b"[1, 2]",
+        b"{not json",
+        b'"\xff"',
+        b'{"test_name": "\xc3\xa9"}',
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(LINE, max_size=8), st.booleans(), st.integers(1, 5))
+def test_iter_lines_reads_like_split_lines(lines: list[bytes], final_nl: bool, first: int) -> None:
+    data = b"\n".join(lines) + (b"\n" if final_nl else b"")
+    got = list(iter_lines(data, "f.jsonl", first_line=first))
+    assert got == _reference_lines(data, "f.jsonl", first)
