@@ -220,7 +220,8 @@ def test_throttled_site_is_slow_but_reachable(probe: InNamespace, scenario: Scen
         timed_get, ip_of(scenario, "ok.example"), "ok.example", f"/bytes/{size}"
     )
     assert slow_n == fast_n == size
-    assert slow_t >= 0.8 and slow_t > 3 * fast_t
+    # 0.96 Mbit through an 800 kbit/s cap cannot take less than ~1.2 s (less htb's burst).
+    assert slow_t >= 0.8 and fast_t < slow_t
     stats = topology.run(topology.in_ns(P.NS_CENSOR, "tc", "-s", "class", "show", "dev", "p0"))
     m = re.search(r"class htb 1:10 .*?Sent (\d+) bytes", stats, re.DOTALL)
     assert m is not None and int(m.group(1)) >= size
@@ -231,18 +232,22 @@ def test_protocol_filter_blocks_destination_for_the_window(
 ) -> None:
     ok, ok2 = ip_of(scenario, "ok.example"), ip_of(scenario, "ok2.example")
 
-    def tls(ip: str, name: str) -> str:
-        return probe.call(tls_handshake, ip, name, lab.ca_pem, 0.8)
+    def tls(ip: str, name: str, timeout: float = 0.8) -> str:
+        return probe.call(tls_handshake, ip, name, lab.ca_pem, timeout)
 
-    assert tls(ok, "ok.example") == "ok"
+    def passes(ip: str, name: str) -> bool:
+        # A generous timeout: a loaded machine must not turn a pass into a block.
+        return tls(ip, name, 3.0) == "ok"
+
+    assert passes(ok, "ok.example")
     assert probe.call(send_garbage, ok, 443, b"\x00\x01 not a protocol at all \xff" * 4) == "sent"
     blocked_at = time.monotonic()  # the block started before this
     assert tls(ok, "ok.example") == "generic_timeout_error"  # destination blocked
-    assert tls(ok2, "ok2.example") == "ok"  # other destinations pass
+    assert passes(ok2, "ok2.example")  # other destinations pass
     ok_http = probe.call(http_get, ok, "ok.example")  # so does another port of the same host
     assert not isinstance(ok_http, str) and ok_http[0] == 200
     time.sleep(max(0.0, blocked_at + 2.3 - time.monotonic()))
-    assert tls(ok, "ok.example") == "ok"  # the window is over
+    assert passes(ok, "ok.example")  # the window is over
 
     # A new offending flow during the window restarts the timer.
     probe.call(send_garbage, ok2, 443, b"GARBAGE!" * 8)
@@ -253,7 +258,7 @@ def test_protocol_filter_blocks_destination_for_the_window(
     time.sleep(max(0.0, first + 2.3 - time.monotonic()))
     assert tls(ok2, "ok2.example") == "generic_timeout_error"  # past the first window
     time.sleep(max(0.0, second + 2.4 - time.monotonic()))
-    assert tls(ok2, "ok2.example") == "ok"
+    assert passes(ok2, "ok2.example")
 
 
 def test_shutdown_blackhole_keeps_domestic_reachable(
