@@ -168,9 +168,13 @@ async def lab_session(lab: str | None, state: Path | None = None) -> AsyncIterat
 
 
 def probe_addresses(network: LabNetwork | None) -> list[str]:
-    """The addresses to scrub: the lab's public address for the probe (a real run would add
-    the public address learned at check-in)."""
-    return [network.probe_public_ip] if network is not None and network.probe_public_ip else []
+    """The addresses to scrub from every measurement: this machine's own interface addresses
+    (on a tethered phone, a VPS or IPv6 they are public) and, in a lab, the address the lab's
+    sites see as the probe's public address."""
+    from dideban.netx.local import local_addresses
+
+    lab = [network.probe_public_ip] if network is not None and network.probe_public_ip else []
+    return lab + local_addresses()
 
 
 def web_context(network: LabNetwork | None, test_helper_url: str) -> WebConnectivityContext:

@@ -1,0 +1,36 @@
+"""The probe learns its own interface addresses to scrub them, without sending a packet."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from dideban.netx.local import _ipv6_addresses, local_addresses
+
+
+def test_ipv6_lines_of_proc_net_if_inet6_are_decoded() -> None:
+    text = (
+        "00000000000000000000000000000001 01 80 10 80       lo\n"
+        "fe80000000000000021122fffe334455 02 40 20 80     eth0\n"
+    )
+    assert _ipv6_addresses(text) == ["::1", "fe80::211:22ff:fe33:4455"]
+
+
+def test_loopback_is_not_listed() -> None:
+    assert not any(a == "::1" or a.startswith("127.") for a in local_addresses())
+
+
+@pytest.mark.skipif(shutil.which("ip") is None, reason="iproute2's ip is not installed")
+def test_every_address_ip_addr_shows_is_found() -> None:
+    shown = json.loads(subprocess.run(["ip", "-j", "addr"], capture_output=True, check=True).stdout)
+    expected = {
+        info["local"]
+        for link in shown
+        for info in link.get("addr_info", [])
+        if not info["local"].startswith("127.") and info["local"] != "::1"
+    }
+    assert expected, "this machine has no non-loopback address to compare with"
+    assert expected <= set(local_addresses())
