@@ -147,17 +147,19 @@ class _WC:
     scores: dict[str, Triple]
 
 
+_COMMON_HEADERS = frozenset({
+    "date", "content-type", "server", "cache-control", "vary", "set-cookie", "location",
+    "expires", "x-powered-by", "content-encoding", "last-modified", "accept-ranges",
+    "pragma", "x-frame-options", "etag", "x-content-type-options", "age", "via",
+    "p3p", "x-xss-protection", "content-language", "cf-ray", "strict-transport-security",
+    "link", "x-varnish", "connection", "content-length", "transfer-encoding",
+    "keep-alive",
+})  # fmt: skip
+
+
 def _uncommon(headers: list[tuple[str, str]] | dict[str, Any]) -> set[str]:
-    common = {
-        "date", "content-type", "server", "cache-control", "vary", "set-cookie", "location",
-        "expires", "x-powered-by", "content-encoding", "last-modified", "accept-ranges",
-        "pragma", "x-frame-options", "etag", "x-content-type-options", "age", "via",
-        "p3p", "x-xss-protection", "content-language", "cf-ray", "strict-transport-security",
-        "link", "x-varnish", "connection", "content-length", "transfer-encoding",
-        "keep-alive",
-    }  # fmt: skip
     names = headers.keys() if isinstance(headers, dict) else [k for k, _ in headers]
-    return {n.lower() for n in names if isinstance(n, str)} - common
+    return {n.lower() for n in names if isinstance(n, str)} - _COMMON_HEADERS
 
 
 def _same_page(final: HttpExchange, ctrl: dict[str, Any]) -> bool:
