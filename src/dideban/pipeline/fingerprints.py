@@ -216,7 +216,12 @@ class FingerprintDB:
         self._words: list[tuple[tuple[Fingerprint, ...], tuple[int, ...]]] = [
             (tuple(literals.get(w, ())), tuple(triggers.get(w, ()))) for w in words
         ]
-        self._automaton = ahocorasick_rs.AhoCorasick(words) if words else None
+        # A DFA: ~65 ms more to build once, scans bodies ~1.8x faster than the default NFA.
+        self._automaton = (
+            ahocorasick_rs.AhoCorasick(words, implementation=ahocorasick_rs.Implementation.DFA)
+            if words
+            else None
+        )
 
     @classmethod
     def load(cls, extra: Iterable[Path] = (), *, include_default: bool = True) -> FingerprintDB:
