@@ -11,6 +11,8 @@ import datetime as dt
 import json
 import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -77,8 +79,17 @@ def test_lab_network_describes_the_netns_lab(lab: LabNetwork) -> None:
 
 
 def test_lab_is_announced_for_the_probe_and_guarded_on_the_host(lab: LabNetwork) -> None:
-    found = find_running_lab(lab.name)
-    assert found is not None and found.pid == lab.pid and found.probe_view.direct
+    # From the host namespace the netns lab is NOT offered (its addresses would follow the
+    # host's default route); from inside the probe namespace it is.
+    assert find_running_lab(lab.name) is None
+    inside = subprocess.run(
+        ["ip", "netns", "exec", netns.NS_PROBE, sys.executable, "-c",
+         "import sys; from dideban.lab import find_running_lab; "
+         "f = find_running_lab(sys.argv[1]); print(f.pid if f and f.probe_view.direct else 0)",
+         lab.name],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert int(inside.stdout.strip()) == lab.pid, inside.stderr
     guard = topology.run(["iptables", "-S", topology.HOST_LEAK_CHAIN])
     for r in topology.RANGES:
         assert f"-A {topology.HOST_LEAK_CHAIN} -d {r} ! -o lo -j REJECT" in guard

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from dideban.model.labnet import LabNetwork
+from dideban.netx.local import inside_lab_netns
 
 
 def lab_state_dir() -> Path:
@@ -81,5 +82,9 @@ def find_running_lab(name: str, state_dir: Path | None = None) -> LabNetwork | N
     try:
         net = read_state(path)
     except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if net.probe_view.direct and not inside_lab_netns():
+        # A netns lab is only reachable from inside its namespaces; from here a run must
+        # start a userspace lab of its own instead of dialling the netns lab's addresses.
         return None
     return net if pid_alive(net.pid) else None

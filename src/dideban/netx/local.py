@@ -52,3 +52,30 @@ def local_addresses() -> list[str]:
     with contextlib.suppress(OSError):  # no IPv6 on this machine, or not Linux
         found.update(_ipv6_addresses(_IF_INET6.read_text(encoding="ascii")))
     return sorted(a for a in found if not ipaddress.ip_address(a).is_loopback)
+
+
+_NETNS_DIR = Path("/run/netns")
+
+
+def current_netns_name() -> str | None:
+    """The name (as `ip netns` gives it) of the network namespace this process is in, or None
+    when it is not a named namespace (the host's own, normally)."""
+    try:
+        here = Path("/proc/self/ns/net").stat()
+        candidates = list(_NETNS_DIR.iterdir())
+    except OSError:
+        return None
+    for path in candidates:
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        if (st.st_ino, st.st_dev) == (here.st_ino, here.st_dev):
+            return path.name
+    return None
+
+
+def inside_lab_netns() -> bool:
+    """True inside one of the netns lab's namespaces (named `dideban-...`)."""
+    name = current_netns_name()
+    return name is not None and name.startswith("dideban-")

@@ -12,6 +12,7 @@ view's resolver over UDP; a `direct` view (netns lab) uses the real getaddrinfo.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import ipaddress
 import socket
 import ssl
@@ -23,6 +24,7 @@ from dideban.model import failures
 from dideban.model.labnet import LabNetwork, LabView, is_lab_address, is_loopback
 from dideban.netx.clock import MONOTONIC, Clock
 from dideban.netx.errors import NetxFailure, classify
+from dideban.netx.local import inside_lab_netns
 
 
 @dataclass(frozen=True)
@@ -191,6 +193,23 @@ class Resolver(Protocol):
         ...
 
 
+_GETADDRINFO_POOL: concurrent.futures.ThreadPoolExecutor | None = None
+# getaddrinfo blocks a thread until the C library gives up (for a censored name that never
+# answers: its whole timeout). asyncio's default executor has min(32, cores + 4) threads, so a
+# few silent names starved every other lookup and turned working sites into false "dns"
+# verdicts. Lookups get a pool of their own, as wide as any sane probe concurrency.
+GETADDRINFO_THREADS = 128
+
+
+def _getaddrinfo_pool() -> concurrent.futures.ThreadPoolExecutor:
+    global _GETADDRINFO_POOL
+    if _GETADDRINFO_POOL is None:
+        _GETADDRINFO_POOL = concurrent.futures.ThreadPoolExecutor(
+            GETADDRINFO_THREADS, thread_name_prefix="dideban-getaddrinfo"
+        )
+    return _GETADDRINFO_POOL
+
+
 class GetaddrinfoResolver:
     """The system resolver: getaddrinfo, run in a thread by asyncio."""
 
@@ -200,7 +219,10 @@ class GetaddrinfoResolver:
         loop = asyncio.get_running_loop()
         try:
             infos = await asyncio.wait_for(
-                loop.getaddrinfo(host, None, type=socket.SOCK_STREAM), timeout
+                loop.run_in_executor(
+                    _getaddrinfo_pool(), socket.getaddrinfo, host, None, 0, socket.SOCK_STREAM
+                ),
+                timeout,
             )
         except Exception as exc:
             raise NetxFailure(classify(exc)) from exc
@@ -297,6 +319,13 @@ def make_network(
             side=side,
         )
     view = lab.probe_view if side == "probe" else lab.control_view
+    if view.direct and not inside_lab_netns():
+        # A netns lab's addresses exist only inside its namespaces; from anywhere else they
+        # would follow the host's default route off the machine. Refuse before any socket.
+        raise ValueError(
+            f"lab {lab.name!r} runs in network namespaces: measure it from inside them "
+            "(ip netns exec dideban-probe dideban run websites --lab-state FILE)"
+        )
     lab_dialer = LabDialer(view)
     network = Network(
         dialer=lab_dialer,

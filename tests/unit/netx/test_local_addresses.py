@@ -34,3 +34,29 @@ def test_every_address_ip_addr_shows_is_found() -> None:
     }
     assert expected, "this machine has no non-loopback address to compare with"
     assert expected <= set(local_addresses())
+
+
+def test_the_host_namespace_is_not_a_lab_namespace() -> None:
+    from dideban.netx.local import current_netns_name, inside_lab_netns
+
+    name = current_netns_name()
+    assert name is None or not name.startswith("dideban-")
+    assert inside_lab_netns() is False
+
+
+def test_a_netns_lab_cannot_be_dialled_from_outside_its_namespaces() -> None:
+    from dideban.model.labnet import LabNetwork, LabView
+    from dideban.netx import make_network
+
+    lab = LabNetwork(
+        name="iran",
+        probe_cc="IR",
+        probe_asn="AS197207",
+        probe_network_name="MCI",
+        probe_public_ip="203.0.113.7",
+        probe_view=LabView(resolver="198.18.254.53:53", direct=True),
+        control_view=LabView(resolver="198.51.100.53:53", direct=True),
+        ca_pem="",
+    )
+    with pytest.raises(ValueError, match="network namespaces"):
+        make_network(lab, "probe")
