@@ -7,6 +7,7 @@ registry; built-in nettests register themselves when `load_builtin()` imports th
 
 from __future__ import annotations
 
+import contextvars
 import importlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -26,6 +27,33 @@ class Nettest:
     input_kind: InputKind
     run: RunFunction
     description: str = ""
+
+
+# The probe bounds how many measurements do network work at once. Some of a measurement's time
+# is passive: web_connectivity keeps a UDP socket open >= 500 ms after the first DNS reply to
+# catch injected answers racing the real one. A nettest calls `passive_from_here()` when only
+# such listening remains, and the runner gives its slot to the next measurement; the
+# measurement still completes (and is recorded) once the listening is over.
+_PASSIVE_HOOK: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar(
+    "dideban_passive_hook", default=None
+)
+
+
+def passive_from_here() -> None:
+    """Tell the runner this measurement does no more active network work (see above)."""
+    hook = _PASSIVE_HOOK.get()
+    if hook is not None:
+        hook()
+
+
+def set_passive_hook(
+    hook: Callable[[], None] | None,
+) -> contextvars.Token[Callable[[], None] | None]:
+    return _PASSIVE_HOOK.set(hook)
+
+
+def reset_passive_hook(token: contextvars.Token[Callable[[], None] | None]) -> None:
+    _PASSIVE_HOOK.reset(token)
 
 
 class UnknownNettestError(KeyError):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from dideban.nettests import Nettest
+from dideban.nettests import Nettest, reset_passive_hook, set_passive_hook
 from dideban.probe.envelope import RunInfo
 from dideban.probe.testlists import Target
 
@@ -122,30 +122,39 @@ async def run_targets(
     queries dropped by a full socket buffer would look like DNS blocking)."""
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for i in range(len(targets)):
-        queue.put_nowait(i)
     results: list[MeasurementResult | None] = [None] * len(targets)
     # Sinks see one measurement at a time, in completion order.
     sink_lock = asyncio.Lock()
+    # A slot is held while a measurement does active network work; a nettest gives it back
+    # early with `nettests.passive_from_here()` (asyncio's semaphore is FIFO: input order).
+    slots = asyncio.Semaphore(concurrency)
 
-    async def worker(k: int) -> None:
-        if k and start_interval > 0:
-            await asyncio.sleep(k * start_interval)
-        while True:
-            try:
-                i = queue.get_nowait()
-            except asyncio.QueueEmpty:
-                return
+    async def one(i: int) -> None:
+        if i < concurrency and start_interval > 0:
+            await asyncio.sleep(i * start_interval)
+        await slots.acquire()
+        held = True
+
+        def release() -> None:
+            nonlocal held
+            if held:
+                held = False
+                slots.release()
+
+        token = set_passive_hook(release)
+        try:
             result = await measure_one(nettest, targets[i], ctx, info, scrub, clock)
-            async with sink_lock:
-                for sink in sinks:
-                    await sink(result.measurement)
-            results[i] = result
-            if on_result is not None:
-                on_result(result)
+        finally:
+            reset_passive_hook(token)
+            release()
+        async with sink_lock:
+            for sink in sinks:
+                await sink(result.measurement)
+        results[i] = result
+        if on_result is not None:
+            on_result(result)
 
     async with asyncio.TaskGroup() as group:
-        for k in range(min(concurrency, len(targets))):
-            group.create_task(worker(k))
+        for i in range(len(targets)):
+            group.create_task(one(i))
     return [r for r in results if r is not None]

@@ -89,3 +89,41 @@ def test_result_failure_summary() -> None:
     )
     assert r.failure == "dns: dns_nxdomain_error"
     assert r.blocking is None and r.accessible is None
+
+
+async def test_a_passive_measurement_gives_its_slot_to_the_next() -> None:
+    """Six measurements, two slots: each goes passive, then waits until ALL six are passive.
+    That can only happen if going passive frees the slot (else it deadlocks: timeout)."""
+    from dideban.nettests import passive_from_here
+
+    active = {"now": 0, "max": 0, "passive": 0}
+    everyone_passive = asyncio.Event()
+
+    async def run(url: str, ctx: Any) -> dict[str, Any]:
+        active["now"] += 1
+        active["max"] = max(active["max"], active["now"])
+        await asyncio.sleep(0)
+        active["now"] -= 1
+        passive_from_here()
+        passive_from_here()  # twice is harmless: the slot is given back once
+        active["passive"] += 1
+        if active["passive"] == 6:
+            everyone_passive.set()
+        await everyone_passive.wait()
+        return {"url": url}
+
+    targets = [Target(f"http://site{i}.org/") for i in range(6)]
+    results = await asyncio.wait_for(
+        run_targets(
+            Nettest("fake", "0.0.1", "url", run),
+            targets,
+            None,
+            _info(),
+            scrub=lambda m: m,
+            concurrency=2,
+            clock=lambda: START,
+        ),
+        timeout=10,
+    )
+    assert [r.target.url for r in results] == [t.url for t in targets]
+    assert active["max"] <= 2

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from dideban.nettests import Nettest, register
+from dideban.nettests import Nettest, passive_from_here, register
 from dideban.nettests.web_connectivity.analysis import analyze
 from dideban.nettests.web_connectivity.measurer import (
     ControlOutcome,
@@ -121,6 +121,8 @@ async def measure(url: str, ctx: WebConnectivityContext) -> dict[str, Any]:
         await _connect_all(measurer, extra, port, server_name)
     http_failure = await http
     if udp_task is not None:
+        if not udp_task.done():
+            passive_from_here()  # only the DNS listening window remains
         await udp_task
 
     test_keys: dict[str, Any] = {
