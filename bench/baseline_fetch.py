@@ -14,6 +14,7 @@ import contextlib
 import json
 import ssl
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
@@ -148,6 +149,7 @@ async def bare_fetch(
     tls: ssl.SSLContext,
     timeouts: dict[str, float],
     listen_after: float = 0.0,
+    on_passive: Callable[[], None] | None = None,
 ) -> BareResult:
     tails: list[asyncio.Task[None]] = []
     try:
@@ -161,6 +163,8 @@ async def bare_fetch(
     except (OSError, TimeoutError, LookupError, ssl.SSLError, ValueError, IndexError) as exc:
         return BareResult(url, False, error=type(exc).__name__)
     finally:
+        if tails and on_passive is not None:
+            on_passive()  # only DNS listening windows remain: free the slot, as the probe does
         await asyncio.gather(*tails)
 
 
@@ -179,19 +183,43 @@ async def fetch_all(
     listen_after: float = 0.0,
 ) -> tuple[list[BareResult], float]:
     tls = lab_tls_context(ca_pem)
-    queue: asyncio.Queue[str] = asyncio.Queue()
-    for u in urls:
-        queue.put_nowait(u)
     results: list[BareResult] = []
 
-    async def worker() -> None:
-        while not queue.empty():
-            url = queue.get_nowait()
-            results.append(await bare_fetch(url, view, tls, timeouts, listen_after))
+    async def one(url: str, release: Callable[[], None]) -> None:
+        results.append(await bare_fetch(url, view, tls, timeouts, listen_after, release))
 
     t0 = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(min(concurrency, len(urls)))))
+    await run_slotted(urls, concurrency, one, ramp=0.0)
     return results, time.perf_counter() - t0
+
+
+async def run_slotted(
+    urls: list[str],
+    concurrency: int,
+    job: Callable[[str, Callable[[], None]], Awaitable[None]],
+    ramp: float,
+) -> None:
+    """The probe runner's scheduling: at most `concurrency` jobs doing active work; a job
+    frees its slot early by calling the release it is given (once only listening remains)."""
+    slots = asyncio.Semaphore(concurrency)
+
+    async def run(i: int, url: str) -> None:
+        if i < concurrency and ramp > 0:
+            await asyncio.sleep(i * ramp)
+        await slots.acquire()
+        held = [True]
+
+        def release() -> None:
+            if held[0]:
+                held[0] = False
+                slots.release()
+
+        try:
+            await job(url, release)
+        finally:
+            release()
+
+    await asyncio.gather(*(run(i, u) for i, u in enumerate(urls)))
 
 
 # --- the same operations as web_connectivity, unrecorded ----------------------------------
@@ -232,6 +260,7 @@ async def equivalent_fetch(
     timeouts: dict[str, float],
     helper: str,
     listen_after: float,
+    on_passive: Callable[[], None] | None = None,
 ) -> BareResult:
     """What web_connectivity does on the network, with nothing recorded or analysed: the web
     step, the UDP lookup with its listening window, a system-like lookup, then the control
@@ -271,8 +300,11 @@ async def equivalent_fetch(
                 for a in addrs
             ),
         )  # fmt: skip
+    result = await web
+    if on_passive is not None and not udp_task.done():
+        on_passive()
     await udp_task
-    return await web
+    return result
 
 
 async def equivalent_all(
@@ -284,16 +316,11 @@ async def equivalent_all(
     helper: str,
 ) -> float:
     tls = lab_tls_context(ca_pem)
-    queue: asyncio.Queue[str] = asyncio.Queue()
-    for u in urls:
-        queue.put_nowait(u)
     listen = timeouts.get("udp_listen_after_first", 0.5)
 
-    async def worker(k: int) -> None:
-        await asyncio.sleep(k * 0.005)  # the probe's ramp-up
-        while not queue.empty():
-            await equivalent_fetch(queue.get_nowait(), view, tls, timeouts, helper, listen)
+    async def one(url: str, release: Callable[[], None]) -> None:
+        await equivalent_fetch(url, view, tls, timeouts, helper, listen, release)
 
     t0 = time.perf_counter()
-    await asyncio.gather(*(worker(k) for k in range(min(concurrency, len(urls)))))
+    await run_slotted(urls, concurrency, one, ramp=0.005)  # the probe's ramp-up
     return time.perf_counter() - t0
