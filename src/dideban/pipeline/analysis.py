@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -41,6 +42,9 @@ def blocked(weight: float) -> Triple:
     return (weight, round(1.0 - weight, 6), 0.0)
 
 
+_BLOCKED_WEIGHT = {"dns": 0.9, "tcp": 0.75, "http": 0.7}
+
+
 def layer_scores(layer: str, probe_failure: str | None, control_ok: bool | None) -> Triple:
     """(blocked, down, ok) of one layer from the probe's failure and whether the control
     succeeded at the same step (None: no control)."""
@@ -52,7 +56,7 @@ def layer_scores(layer: str, probe_failure: str | None, control_ok: bool | None)
         return OK3
     if control_ok is False:
         return DOWN3
-    weight = {"dns": 0.9, "tcp": 0.75, "http": 0.7}.get(layer, 0.7)
+    weight = _BLOCKED_WEIGHT.get(layer, 0.7)
     if layer == "tls":
         weight = 0.8 if probe_failure == "connection_reset" else 0.7
     if control_ok is None:
@@ -67,21 +71,14 @@ class Analysis:
     facts: set[str] = field(default_factory=set)
 
 
-def _is_ipv4_fast(text: str) -> bool:
-    """A dotted quad as `ipaddress` accepts one (ASCII digits, no leading zero, <= 255)."""
-    parts = text.split(".")
-    if len(parts) != 4:
-        return False
-    for p in parts:
-        if not (p.isascii() and p.isdigit()) or len(p) > 3 or (p[0] == "0" and len(p) > 1):
-            return False
-        if int(p) > 255:
-            return False
-    return True
+# A dotted quad exactly as `ipaddress` accepts one: ASCII digits, each octet 0-255 with no
+# leading zero.
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 
 
 def _is_ip(text: Any) -> bool:
-    if text.__class__ is str and _is_ipv4_fast(text):
+    if text.__class__ is str and _IPV4.fullmatch(text) is not None:
         return True
     try:
         ipaddress.ip_address(text)
