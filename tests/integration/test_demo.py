@@ -41,6 +41,11 @@ def test_demo_stores_and_analyses_every_lab_site(tmp_path: Path) -> None:
         rows = store.conn.execute(
             "SELECT input, blocking_type, confirmed, fingerprints FROM verdicts"
         ).fetchall()
+        categories = dict(
+            store.conn.execute("SELECT input, category_code FROM verdicts").fetchall()
+        )
+    # Categories are joined from the Citizen Lab lists at ingest, as OONI's API does.
+    assert categories["https://www.facebook.com/"] == "GRP"
     assert counts["verdicts"] == len(sites) == counts["measurements"]
     by_url = {url: (btype, confirmed, fps) for url, btype, confirmed, fps in rows}
     assert set(by_url) == {s.url for s in sites}

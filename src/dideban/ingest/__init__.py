@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dideban.ingest.categories import CategoryIndex
 from dideban.model.rawfile import is_jsonl, read_bytes
 from dideban.model.stored import IngestedFile, StoredMeasurement
 from dideban.model.verdict import Observation, Verdict
@@ -138,6 +139,18 @@ def _chunks(path: Path, old: IngestedFile | None, chunk: int) -> Iterator[_Chunk
         yield _Chunk(raws, errs, mark)
 
 
+_CATEGORIES: CategoryIndex | None = None
+
+
+def _categorize(verdict: Verdict) -> None:
+    """Fill the verdict's category from the Citizen Lab lists (measurements don't carry it)."""
+    global _CATEGORIES
+    if verdict.category_code is None:
+        if _CATEGORIES is None:
+            _CATEGORIES = CategoryIndex.load()
+        verdict.category_code = _CATEGORIES.lookup(verdict.input, verdict.probe_cc)
+
+
 def _derive(
     raws: Iterable[RawMeasurement], fpdb: FingerprintDB
 ) -> tuple[list[StoredMeasurement], list[Observation], list[Verdict]]:
@@ -149,6 +162,7 @@ def _derive(
     vs: list[Verdict] = []
     for raw in by_uid.values():
         a = analyze(raw, fpdb)
+        _categorize(a.verdict)
         ms.append(stored_of(raw, a.verdict))
         obs.extend(a.observations)
         vs.append(a.verdict)
@@ -247,6 +261,7 @@ def reprocess(
                 continue
             found += 1
             a = analyze(item, fpdb)
+            _categorize(a.verdict)
             obs.extend(a.observations)
             vs.append(a.verdict)
             if len(vs) >= batch_size:
