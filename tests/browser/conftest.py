@@ -108,7 +108,10 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         running.server.config.app.state.reader.close()
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: sync Playwright keeps an event loop running in this thread while
+# it is open, and every later asyncio test would fail with "cannot be called from a running
+# event loop". Closing it at the end of each browser module keeps the rest of the suite clean.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if shutil.which(CHROMIUM) is None:
         pytest.skip(f"{CHROMIUM} is missing")
