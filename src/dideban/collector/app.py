@@ -328,6 +328,10 @@ class Collector:
                     }
                 },
                 "conf": {"features": {}, "test_helpers": self.helpers_doc()},
+                # Dideban extension (OONI probes ignore it): the address this check-in came
+                # from, so the probe can scrub its public address from what it sends. Never
+                # stored or logged here.
+                "probe_ip": request.client.host if request.client is not None else None,
             }
         )
 

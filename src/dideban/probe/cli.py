@@ -24,7 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from dideban import SOFTWARE_NAME, __version__
-from dideban.model.labnet import LabNetwork
+from dideban.model.labnet import LabNetwork, is_loopback
 from dideban.model.measurement import ProbeNetwork
 from dideban.nettests import get as get_nettest
 from dideban.nettests.web_connectivity import TEST_NAME, WebConnectivityContext
@@ -217,6 +217,22 @@ class CollectorSession:
     counts: dict[str, int] = field(default_factory=dict)
 
 
+def check_in_request(info: RunInfo) -> dict[str, Any]:
+    """OONI's check-in request: what the collector needs to choose URLs, nothing about the
+    user beyond the network the measurement itself names."""
+    return {
+        "probe_cc": info.network.probe_cc,
+        "probe_asn": info.network.probe_asn,
+        "run_type": "manual",
+        "charging": True,
+        "on_wifi": True,
+        "platform": str(info.annotations.get("platform", "linux")),
+        "software_name": SOFTWARE_NAME,
+        "software_version": __version__,
+        "web_connectivity": {"category_codes": []},
+    }
+
+
 @contextlib.asynccontextmanager
 async def collector_session(
     url: str, info: RunInfo, addresses: list[str]
@@ -229,6 +245,15 @@ async def collector_session(
 
     submitter = Submitter(url, default_queue_dir(), probe_addresses=addresses)
     net = info.network
+    answer = await submitter.check_in(check_in_request(info))
+    if answer is not None:
+        # The address the collector saw us at is scrubbed from the file too, not only from
+        # what is submitted (`addresses` is the list the run's own scrubber reads).
+        for seen in submitter.probe_addresses:
+            if seen not in addresses and not is_loopback(seen):
+                addresses.append(seen)
+        offered = len(((answer.get("tests") or {}).get("web_connectivity") or {}).get("urls") or [])
+        console.print(f"checked in at {url}: {offered} URLs offered for {net.probe_cc}")
     report_id = await submitter.open(
         info.test_name,
         info.test_version,

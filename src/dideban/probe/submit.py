@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dideban.model.labnet import is_loopback
 from dideban.netx.collector_client import CollectorClient, CollectorRejected, CollectorUnavailable
 from dideban.netx.network import Network
 from dideban.probe.queue import MeasurementQueue, QueueEntry, ReportParams
@@ -68,6 +69,28 @@ class Submitter:
         self._report_id: str | None = None
         self._down_until = 0.0
         self._reached = False
+
+    # --- check-in -----------------------------------------------------------------------
+
+    async def check_in(self, request: dict[str, Any]) -> dict[str, Any] | None:
+        """OONI's check-in (POST /api/v1/check-in): the URLs to measure, the test helpers and,
+        from a Dideban collector, the address it saw the probe at (`probe_ip`), which is then
+        scrubbed from everything this submitter sends. None when the collector is down."""
+        try:
+            answer = await self._client.check_in(request)
+        except CollectorUnavailable:
+            self._mark_down()
+            return None
+        self._reached = True
+        seen = answer.get("probe_ip")
+        if (
+            isinstance(seen, str)
+            and seen
+            and not is_loopback(seen)
+            and seen not in self.probe_addresses
+        ):
+            self.probe_addresses.append(seen)
+        return answer
 
     # --- the report of this run ------------------------------------------------------
 

@@ -118,3 +118,36 @@ async def test_resubmission_after_restart_is_idempotent(tmp_path: Path) -> None:
     rows = [json.loads(x) for p in sealed_files(data_dir) for x in read_bytes(p).splitlines()]
     assert len(rows) == 1 and rows[0]["measurement_uid"] == uid
     assert list(rows[0])[:-1] == list(content)  # submitted key order kept, uid appended
+
+
+async def test_check_in_tells_the_probe_the_address_it_came_from(tmp_path: Path) -> None:
+    import httpx
+
+    from dideban.collector.app import create_app
+
+    app = create_app(tmp_path / "data")
+    transport = httpx.ASGITransport(app=app, client=("198.51.100.9", 40000))
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://collector.test") as c,
+    ):
+        answer = (
+            await c.post(
+                "/api/v1/check-in",
+                json={
+                    "probe_cc": "IR",
+                    "probe_asn": "AS197207",
+                    "run_type": "manual",
+                    "charging": True,
+                    "software_name": "dideban",
+                    "software_version": "0.1.0",
+                    "platform": "linux",
+                    "on_wifi": True,
+                },
+            )
+        ).json()
+    assert answer["probe_ip"] == "198.51.100.9"
+    # Nothing about the address is kept by the collector.
+    assert "198.51.100.9" not in "".join(
+        p.read_text(errors="replace") for p in (tmp_path / "data").rglob("*") if p.is_file()
+    )

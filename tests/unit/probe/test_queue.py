@@ -206,3 +206,40 @@ async def test_a_later_run_uploads_what_earlier_runs_queued(tmp_path: Path) -> N
     await later.close()
     assert len(fake.stored) == 2
     assert [e.collector_url for e in later.queue.pending()] == ["http://other.test"]
+
+
+async def test_the_address_seen_at_check_in_is_scrubbed_from_what_follows(tmp_path: Path) -> None:
+    seen = "203.0.113.200"  # what a collector across NAT saw: the probe's public address
+    fake = FakeCollector()
+    asked: list[dict[str, Any]] = []
+
+    async def check_in(request: dict[str, Any]) -> dict[str, Any]:
+        asked.append(request)
+        return {"v": 1, "probe_ip": seen, "tests": {"web_connectivity": {"urls": []}}}
+
+    fake.check_in = check_in  # type: ignore[attr-defined]
+    s = Submitter(
+        "http://collector.test",
+        tmp_path / "q",
+        probe_addresses=[],
+        client=fake,  # type: ignore[arg-type]
+    )
+    answer = await s.check_in({"probe_cc": "IR", "probe_asn": "AS197207"})
+    assert answer is not None and seen in s.probe_addresses
+    await s.open(*PARAMS)
+    leaky = {"input": "http://echo.example/", "test_keys": {"body": f"your address is {seen}"}}
+    assert (await s.submit(leaky)).measurement_uid is not None
+    assert seen not in "".join(fake.sent) and "your address is 127.0.0.1" in fake.sent[0]
+    assert "probe_ip" not in asked[0]  # the check-in itself sends no address
+
+
+async def test_check_in_when_the_collector_is_down_is_none(tmp_path: Path) -> None:
+    fake = FakeCollector()
+
+    async def check_in(request: dict[str, Any]) -> dict[str, Any]:
+        raise CollectorUnavailable("connection refused")
+
+    fake.check_in = check_in  # type: ignore[attr-defined]
+    s = _submitter(tmp_path, fake)
+    assert await s.check_in({"probe_cc": "IR"}) is None
+    assert s.probe_addresses == [PROBE_IP]
