@@ -40,19 +40,7 @@ def write_store(
         line = line_of.get(v.measurement_uid)
         if line is not None:
             v = dataclasses.replace(v, raw_path=str(raw_file), raw_line=line)
-            stored.append(
-                StoredMeasurement(
-                    measurement_uid=v.measurement_uid,
-                    report_id=v.report_id,
-                    input=v.input,
-                    probe_cc=v.probe_cc,
-                    probe_asn=v.probe_asn,
-                    test_name=v.test_name,
-                    measurement_start_time=v.measurement_start_time,
-                    raw_path=str(raw_file),
-                    raw_line=line,
-                )
-            )
+            stored.append(StoredMeasurement.of_verdict(v, str(raw_file), line))
         rows.append(v)
     with Store.open(db_path) as store:
         store.write_batch(Batch(measurements=stored, observations=observations, verdicts=rows))
@@ -74,7 +62,7 @@ DOMAINS = {
     "example.org": None,
 }
 BLOCKPAGE_FINGERPRINT = "ir_http_blockpage_10.10.34.34"
-BLOCKPAGE_IP = "10.10.34.34"
+BLOCKPAGE_IP = "10.10.34.34"  # a value in synthetic DNS answers; nothing dials it
 START = dt.datetime(2026, 10, 1)
 
 

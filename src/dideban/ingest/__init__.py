@@ -42,19 +42,8 @@ class IngestReport:
 
 
 def stored_of(raw: RawMeasurement, verdict: Verdict) -> StoredMeasurement:
-    return StoredMeasurement(
-        measurement_uid=raw.uid,
-        report_id=verdict.report_id,
-        input=verdict.input,
-        probe_cc=verdict.probe_cc,
-        probe_asn=verdict.probe_asn,
-        test_name=verdict.test_name,
-        measurement_start_time=verdict.measurement_start_time,
-        raw_path=raw.path,
-        raw_line=raw.line,
-        raw_index=raw.index,
-        uid_derived=raw.uid_derived,
-    )
+    assert verdict.measurement_uid == raw.uid
+    return StoredMeasurement.of_verdict(verdict, raw.path, raw.line, raw.index, raw.uid_derived)
 
 
 @dataclass

@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from dideban.model.verdict import Verdict
+
 
 @dataclass
 class StoredMeasurement:
@@ -32,6 +34,30 @@ class StoredMeasurement:
     raw_index: int | None = None
     # True when the uid was derived from the content (the measurement had none).
     uid_derived: bool = False
+
+    @classmethod
+    def of_verdict(
+        cls,
+        verdict: Verdict,
+        raw_path: str,
+        raw_line: int | None,
+        raw_index: int | None = None,
+        uid_derived: bool = False,
+    ) -> StoredMeasurement:
+        """The metadata row of the measurement `verdict` was derived from."""
+        return cls(
+            measurement_uid=verdict.measurement_uid,
+            report_id=verdict.report_id,
+            input=verdict.input,
+            probe_cc=verdict.probe_cc,
+            probe_asn=verdict.probe_asn,
+            test_name=verdict.test_name,
+            measurement_start_time=verdict.measurement_start_time,
+            raw_path=raw_path,
+            raw_line=raw_line,
+            raw_index=raw_index,
+            uid_derived=uid_derived,
+        )
 
 
 @dataclass
