@@ -111,6 +111,61 @@ async def dns_lookup_system(network: Network, trace: Trace, domain: str) -> DNSL
     return DNSLookupResult(_order(addrs), failure)
 
 
+def _record_reply(
+    trace: Trace,
+    engine: str,
+    domain: str,
+    qtype: str,
+    resolver: str,
+    t0: float,
+    t: float,
+    txid: int,
+    data: bytes,
+) -> tuple[dict[str, Any], list[str], str | None]:
+    """Record one DNS reply as a query entry; returns the entry, the reply's addresses of
+    `qtype`'s family and its failure (None for an answer)."""
+    parsed = parse_reply(data, qtype)
+    record = trace.add_query(
+        engine=engine,
+        hostname=domain,
+        query_type=qtype,
+        answers=_answers(trace, [(a.answer_type, a.value, a.ttl) for a in parsed.answers]),
+        failure=parsed.failure,
+        resolver_address=resolver,
+        t0=t0,
+        t=t,
+        transaction_id=txid,
+        raw_response=data,
+    )
+    addrs = [a for a in parsed.addresses() if (":" in a) == (qtype == "AAAA")]
+    return record, addrs, parsed.failure
+
+
+def _record_no_reply(
+    trace: Trace,
+    engine: str,
+    domain: str,
+    qtype: str,
+    resolver: str,
+    t0: float,
+    t: float,
+    txid: int,
+    failure: str,
+) -> dict[str, Any]:
+    """Record a DNS exchange that got no reply (timeout, refused, ...) as a query entry."""
+    return trace.add_query(
+        engine=engine,
+        hostname=domain,
+        query_type=qtype,
+        answers=[],
+        failure=failure,
+        resolver_address=resolver,
+        t0=t0,
+        t=t,
+        transaction_id=txid,
+    )
+
+
 async def _udp_one(
     network: Network, trace: Trace, domain: str, resolver: str, qtype: str
 ) -> tuple[list[str], str | None, list[dict[str, Any]]]:
@@ -120,40 +175,19 @@ async def _udp_one(
     try:
         replies = await udp_exchange(network, resolver, wire)
     except NetxFailure as exc:
-        record = trace.add_query(
-            engine="udp",
-            hostname=domain,
-            query_type=qtype,
-            answers=[],
-            failure=exc.failure,
-            resolver_address=resolver,
-            t0=t0,
-            t=network.clock.now(),
-            transaction_id=txid,
-        )
+        now = network.clock.now()
+        record = _record_no_reply(trace, "udp", domain, qtype, resolver, t0, now, txid, exc.failure)
         return [], exc.failure, [record]
     records: list[dict[str, Any]] = []
     first_addrs: list[str] = []
     first_failure: str | None = None
     for i, reply in enumerate(replies):
-        parsed = parse_reply(reply.data, qtype)
-        records.append(
-            trace.add_query(
-                engine="udp",
-                hostname=domain,
-                query_type=qtype,
-                answers=_answers(trace, [(a.answer_type, a.value, a.ttl) for a in parsed.answers]),
-                failure=parsed.failure,
-                resolver_address=resolver,
-                t0=t0,
-                t=reply.t,
-                transaction_id=txid,
-                raw_response=reply.data,
-            )
+        record, addrs, failure = _record_reply(
+            trace, "udp", domain, qtype, resolver, t0, reply.t, txid, reply.data
         )
+        records.append(record)
         if i == 0:
-            first_addrs = [a for a in parsed.addresses() if (":" in a) == (qtype == "AAAA")]
-            first_failure = parsed.failure
+            first_addrs, first_failure = addrs, failure
     return first_addrs, first_failure, records
 
 
@@ -226,35 +260,14 @@ async def _lookup_exchange(
         txid = trace.next_id()
         _qid, wire = build_query(domain, qtype)
         t0 = network.clock.now()
+        args = (trace, engine, domain, qtype, resolver_address, t0)
         try:
             data = await exchange(wire)
         except NetxFailure as exc:
-            trace.add_query(
-                engine=engine,
-                hostname=domain,
-                query_type=qtype,
-                answers=[],
-                failure=exc.failure,
-                resolver_address=resolver_address,
-                t0=t0,
-                t=network.clock.now(),
-                transaction_id=txid,
-            )
+            _record_no_reply(*args, network.clock.now(), txid, exc.failure)
             return [], exc.failure
-        parsed = parse_reply(data, qtype)
-        trace.add_query(
-            engine=engine,
-            hostname=domain,
-            query_type=qtype,
-            answers=_answers(trace, [(a.answer_type, a.value, a.ttl) for a in parsed.answers]),
-            failure=parsed.failure,
-            resolver_address=resolver_address,
-            t0=t0,
-            t=network.clock.now(),
-            transaction_id=txid,
-            raw_response=data,
-        )
-        return [a for a in parsed.addresses() if (":" in a) == (qtype == "AAAA")], parsed.failure
+        _record, addrs, failure = _record_reply(*args, network.clock.now(), txid, data)
+        return addrs, failure
 
     results = await asyncio.gather(*(one(q) for q in query_types))
     addrs = [a for found, _ in results for a in found]
