@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,7 +27,7 @@ from dideban.model.verdict import Observation, Verdict
 from dideban.pipeline.fingerprints import FingerprintDB
 from dideban.pipeline.observations import Extracted, HttpExchange, extract
 from dideban.pipeline.readers import RawMeasurement
-from dideban.pipeline.rules import FACT_GROUP, RULES_VERSION, decide
+from dideban.pipeline.rules import FACT_GROUP, RULES_VERSION, Rule, decide, decisions
 
 Triple = tuple[float, float, float]
 NOT_REACHED: Triple = (0.0, 0.0, 0.0)
@@ -121,27 +121,59 @@ def _d(v: Any) -> dict[str, Any]:
     return v if isinstance(v, dict) else {}
 
 
+# Shared stand-in for a missing or malformed control section: read, never written.
+_NO_DICT: dict[str, Any] = {}
+
+
+def _parse_time(text: str) -> dt.datetime:
+    # OONI writes "YYYY-mm-dd HH:MM:SS" (UTC); some tools add "T"/"Z".
+    try:
+        when = dt.datetime.fromisoformat(text.removesuffix("Z"))
+    except ValueError:
+        return EPOCH
+    if when.tzinfo is not None:
+        when = when.astimezone(dt.UTC).replace(tzinfo=None)
+    return when
+
+
+# Pure functions of short strings that repeat from one measurement to the next (the start
+# times of a batch of measurements share seconds, test lists a few thousand URLs): remember
+# the last results, like `_BOGON_CACHE`. Datetimes and tuples are immutable, so verdicts may
+# share them.
+_TIME_CACHE: dict[str, dt.datetime] = {}
+_URL_CACHE: dict[str, tuple[str | None, str]] = {}
+_CACHE_MAX = 65536
+
+
 def _time(doc: dict[str, Any]) -> dt.datetime:
     text = doc.get("measurement_start_time")
     if isinstance(text, str):
-        # OONI writes "YYYY-mm-dd HH:MM:SS" (UTC); some tools add "T"/"Z".
-        try:
-            when = dt.datetime.fromisoformat(text.removesuffix("Z"))
-        except ValueError:
-            return EPOCH
-        if when.tzinfo is not None:
-            when = when.astimezone(dt.UTC).replace(tzinfo=None)
+        when = _TIME_CACHE.get(text)
+        if when is None:
+            if len(_TIME_CACHE) >= _CACHE_MAX:
+                _TIME_CACHE.clear()
+            when = _TIME_CACHE[text] = _parse_time(text)
         return when
     return EPOCH
 
 
+def _host_scheme(url: str) -> tuple[str | None, str]:
+    """`urlsplit(url)`'s hostname and scheme (raising as it does on a malformed URL)."""
+    known = _URL_CACHE.get(url)
+    if known is None:
+        parts = urlsplit(url)
+        if len(_URL_CACHE) >= _CACHE_MAX:
+            _URL_CACHE.clear()
+        known = _URL_CACHE[url] = (parts.hostname, parts.scheme)
+    return known
+
+
+def _any_status_true(results: dict[str, Any]) -> bool:
+    """Whether any of the control's per-address results has `"status": true`."""
+    return any(isinstance(v, dict) and v.get("status") is True for v in results.values())
+
+
 # -- web_connectivity ------------------------------------------------------------------------
-
-
-@dataclass
-class _WC:
-    facts: set[str]
-    scores: dict[str, Triple]
 
 
 _COMMON_HEADERS = frozenset({
@@ -161,48 +193,77 @@ def _uncommon(headers: list[tuple[str, str]] | dict[str, Any]) -> set[str]:
 
 def _same_page(final: HttpExchange, ctrl: dict[str, Any]) -> bool:
     """OONI's classic comparison: same status code, and a matching body length (proportion
-    above 0.7), uncommon headers or title."""
+    above 0.7), uncommon headers or title.
+
+    The three matches are checked in turn, cheapest first; none of them can raise, so
+    stopping at the first that holds gives what computing all three would."""
     c_code = ctrl.get("status_code")
     if not isinstance(c_code, int) or final.status_code != c_code:
         return False
     c_len = ctrl.get("body_length")
-    body_match = False
-    if isinstance(c_len, int) and c_len > 0 and final.body_length is not None:
-        lo, hi = sorted((c_len, final.body_length))
-        body_match = hi > 0 and lo / hi > 0.7
-    elif final.body_length is None:
-        body_match = False
+    p_len = final.body_length
+    if isinstance(c_len, int) and c_len > 0 and p_len is not None:
+        # The proportion of the smaller to the larger length.
+        lo, hi = (c_len, p_len) if c_len <= p_len else (p_len, c_len)
+        if hi > 0 and lo / hi > 0.7:
+            return True
+    c_title = ctrl.get("title")
+    if isinstance(c_title, str) and c_title and final.title:
+        # The control title's first word of 5+ characters is a word of the probe's title.
+        for w in c_title.split():
+            if len(w) >= 5:
+                if w in final.title.split():
+                    return True
+                break
     c_headers = _d(ctrl.get("headers"))
     p_unc, c_unc = _uncommon(final.headers), _uncommon(c_headers)
-    headers_match = bool(p_unc & c_unc) or (not p_unc and not c_unc and bool(c_headers))
-    c_title = ctrl.get("title")
-    title_match = False
-    if isinstance(c_title, str) and c_title and final.title:
-        words = [w for w in c_title.split() if len(w) >= 5]
-        title_match = bool(words) and words[0] in final.title.split()
-    return body_match or headers_match or title_match
+    return bool(p_unc & c_unc) or (not p_unc and not c_unc and bool(c_headers))
 
 
-def _web_connectivity(doc: dict[str, Any], tk: dict[str, Any], ex: Extracted, cc: str) -> _WC:
+CONFIRMED3: Triple = (1.0, 0.0, 0.0)
+BLOCKED_50 = blocked(0.5)
+BLOCKED_60 = blocked(0.6)
+BLOCKED_80 = blocked(0.8)
+BLOCKED_90 = blocked(0.9)
+
+# (facts, dns, tcp, tls, http scores) of one measurement.
+_Facts = tuple[set[str], Triple, Triple, Triple, Triple]
+
+
+def _web_connectivity(tk: dict[str, Any], ex: Extracted, url: str | None) -> _Facts:
+    """`url`: the measurement's input when it is a string."""
     facts: set[str] = set()
-    scores = {k: NOT_REACHED for k in ("dns", "tcp", "tls", "http")}
-    url = doc.get("input") if isinstance(doc.get("input"), str) else None
+    s_dns = s_tcp = s_tls = s_http = NOT_REACHED
     reqs = ex.http
     if url is None and reqs and reqs[-1].url:
         url = reqs[-1].url
-    parts = urlsplit(url or "")
-    host = parts.hostname or ""
-    https = parts.scheme == "https"
-    control = _d(tk.get("control"))
-    c_dns, c_http = _d(control.get("dns")), _d(control.get("http_request"))
-    c_tcp, c_tls = _d(control.get("tcp_connect")), _d(control.get("tls_handshake"))
+    hostname, scheme = _host_scheme(url or "")
+    host = hostname or ""
+    https = scheme == "https"
+    control = tk.get("control")
+    if isinstance(control, dict) and control:
+        c_dns = control.get("dns")
+        c_dns = c_dns if isinstance(c_dns, dict) else _NO_DICT
+        c_http = control.get("http_request")
+        c_http = c_http if isinstance(c_http, dict) else _NO_DICT
+        c_tcp = control.get("tcp_connect")
+        c_tcp = c_tcp if isinstance(c_tcp, dict) else _NO_DICT
+        c_tls = control.get("tls_handshake")
+        c_tls = c_tls if isinstance(c_tls, dict) else _NO_DICT
+    else:
+        control = c_dns = c_http = c_tcp = c_tls = _NO_DICT
     c_http_ok = (
         bool(c_http) and c_http.get("failure") is None and (c_http.get("status_code") or 0) > 0
     )
     control_usable = tk.get("control_failure") is None and bool(control)
 
-    fp_http = any(m.confirmed for m in ex.matches if m.fingerprint.location != "dns")
-    fp_dns = any(m.confirmed for m in ex.matches if m.fingerprint.location == "dns")
+    fp_http = fp_dns = False
+    for m in ex.matches:
+        if m.confirmed:
+            if m.fingerprint.location == "dns":
+                fp_dns = True
+            else:
+                fp_http = True
     if fp_http:
         facts.add("fp_http_confirmed")
     if fp_dns:
@@ -217,8 +278,10 @@ def _web_connectivity(doc: dict[str, Any], tk: dict[str, Any], ex: Extracted, cc
         p_fail = None
     if p_fail is None and own and not p_addrs:
         p_fail = next((o.failure for o in own if o.failure), None)
-    c_fail = c_dns.get("failure") if isinstance(c_dns.get("failure"), str) else None
-    c_addrs = {a for a in c_dns.get("addrs") or [] if _is_ip(a)}
+    c_fail = c_dns.get("failure")
+    if not isinstance(c_fail, str):
+        c_fail = None
+    c_addrs = {a for a in c_dns.get("addrs") or [] if _is_ip(a)} if c_dns else set()
     c_dns_known = (
         control_usable and bool(c_dns) and (c_fail is not None or c_dns.get("addrs") is not None)
     )
@@ -226,97 +289,103 @@ def _web_connectivity(doc: dict[str, Any], tk: dict[str, Any], ex: Extracted, cc
     if p_fail is not None:
         if c_dns_known and c_fail is None:
             dns_inconsistent = True
-            scores["dns"] = blocked(0.9)
+            s_dns = BLOCKED_90
         elif c_dns_known and (c_fail in NXDOMAIN) == (p_fail in NXDOMAIN):
-            scores["dns"] = DOWN3
+            s_dns = DOWN3
         else:
-            scores["dns"] = layer_scores("dns", p_fail, None)
+            s_dns = layer_scores("dns", p_fail, None)
     elif p_addrs:
-        scores["dns"] = OK3
+        s_dns = OK3
         if fp_dns or (any(is_bogon(a) for a in p_addrs) and not any(is_bogon(a) for a in c_addrs)):
             dns_inconsistent = True
-            scores["dns"] = (1.0, 0.0, 0.0)
+            s_dns = CONFIRMED3
         elif (c_dns_known and c_fail in NXDOMAIN) or (
             c_dns_known
             and not (p_addrs & c_addrs)
             and not _vouched(p_addrs, ex, c_tcp, c_tls, c_addrs, control)
         ):
             dns_inconsistent = True
-            scores["dns"] = blocked(0.8)
+            s_dns = BLOCKED_80
     if dns_inconsistent:
         facts.add("dns_inconsistent")
 
-    # TCP
-    tcp = [o for o in ex.tcp if o.failure not in LOCAL_ROUTE_FAILURES]
-    if tcp:
-        failed = [o for o in tcp if o.failure]
-        if len(failed) == len(tcp):
-            ctrl_reached = any(_d(v).get("status") is True for v in c_tcp.values()) or c_http_ok
-            scores["tcp"] = layer_scores(
-                "tcp", failed[0].failure, ctrl_reached if control_usable else None
-            )
-            if ctrl_reached and control_usable and not dns_inconsistent:
-                facts.add("tcp_all_failed")
-        else:
-            scores["tcp"] = OK3
+    # TCP: the connects, leaving out those with no route from the probe; one success makes
+    # the layer ok, else the first failure decides.
+    tcp_ok = False
+    tcp_fail = None
+    for o in ex.tcp:
+        f = o.failure
+        if not f:
+            tcp_ok = True
+            break
+        if tcp_fail is None and f not in LOCAL_ROUTE_FAILURES:
+            tcp_fail = f
+    if tcp_ok:
+        s_tcp = OK3
+    elif tcp_fail is not None:
+        ctrl_reached = _any_status_true(c_tcp) or c_http_ok
+        s_tcp = layer_scores("tcp", tcp_fail, ctrl_reached if control_usable else None)
+        if ctrl_reached and control_usable and not dns_inconsistent:
+            facts.add("tcp_all_failed")
 
-    # TLS
+    # TLS: the first failure decides when every handshake failed.
     tls = ex.tls
     final = reqs[0] if reqs else None
     http_fail = tk.get("http_experiment_failure")
     if not isinstance(http_fail, str):
-        http_fail = final.failure if final else None
-    ctrl_tls_ok = any(_d(v).get("status") is True for v in c_tls.values()) or (c_http_ok and https)
+        http_fail = final.failure if final is not None else None
     if tls:
-        failed = [o for o in tls if o.failure]
-        if failed and len(failed) == len(tls):
-            scores["tls"] = layer_scores(
-                "tls", failed[0].failure, ctrl_tls_ok if control_usable else None
-            )
+        tls_fail = None
+        for o in tls:
+            if not o.failure:
+                tls_fail = None
+                break
+            if tls_fail is None:
+                tls_fail = o.failure
+        if tls_fail is not None:
+            ctrl_tls_ok = _any_status_true(c_tls) or (c_http_ok and https)
+            s_tls = layer_scores("tls", tls_fail, ctrl_tls_ok if control_usable else None)
             if ctrl_tls_ok and control_usable:
                 facts.add("tls_failed")
         else:
-            scores["tls"] = OK3
+            s_tls = OK3
     elif (
         https
         and http_fail
         and (http_fail.startswith("ssl_") or http_fail == "connection_reset")
-        and scores["tcp"] == OK3
+        and s_tcp == OK3
     ):
-        scores["tls"] = layer_scores("tls", http_fail, c_http_ok if control_usable else None)
+        s_tls = layer_scores("tls", http_fail, c_http_ok if control_usable else None)
         if c_http_ok and control_usable:
             facts.add("tls_failed")
-    elif https and scores["tcp"] == OK3 and final and final.status_code:
-        scores["tls"] = OK3
+    elif https and s_tcp == OK3 and final is not None and final.status_code:
+        s_tls = OK3
 
     # HTTP
     accessible = False
     if final is not None and final.status_code and not final.failure and http_fail is None:
         if c_http_ok and _same_page(final, c_http):
             accessible = True
-            scores["http"] = OK3
+            s_http = OK3
         elif c_http_ok:
             facts.add("http_diff")
-            scores["http"] = blocked(0.6)
+            s_http = BLOCKED_60
         else:
-            scores["http"] = OK3
+            s_http = OK3
     else:
         facts.add("probe_http_unsuccessful")
         if http_fail is not None:
-            scores["http"] = layer_scores("http", http_fail, c_http_ok if control_usable else None)
+            s_http = layer_scores("http", http_fail, c_http_ok if control_usable else None)
             if c_http_ok and control_usable:
                 facts.add("http_failed")
     if fp_http:
-        scores["http"] = (1.0, 0.0, 0.0)
-    if accessible:
-        facts.add("http_accessible")
-    else:
-        facts.add("not_http_accessible")
+        s_http = CONFIRMED3
+    facts.add("http_accessible" if accessible else "not_http_accessible")
     if not control_usable:
         facts.add("control_unavailable")
     elif not c_http_ok:
         facts.add("control_http_failed")
-    return _WC(facts, scores)
+    return facts, s_dns, s_tcp, s_tls, s_http
 
 
 def _vouched(
@@ -362,9 +431,9 @@ def _vouched(
 # -- other tests -----------------------------------------------------------------------------
 
 
-def _im(name: str, tk: dict[str, Any], ex: Extracted) -> tuple[set[str], dict[str, Triple]]:
+def _im(name: str, tk: dict[str, Any], ex: Extracted) -> _Facts:
     facts: set[str] = set()
-    scores = {k: NOT_REACHED for k in ("dns", "tcp", "tls", "http")}
+    s_dns = s_tcp = s_tls = s_http = NOT_REACHED
     tls_fail = [o.failure for o in ex.tls if o.failure]
     http_fail = [(h.url or "", h.failure) for h in ex.http if h.failure]
     if "ssl_unknown_authority" in tls_fail:
@@ -386,13 +455,13 @@ def _im(name: str, tk: dict[str, Any], ex: Extracted) -> tuple[set[str], dict[st
         bad = [o for o in dns if o.failure]
         hosts = {o.hostname for o in dns}
         ok_hosts = {o.hostname for o in dns if o.ip}
-        scores["dns"] = OK3 if not bad else blocked(0.9)
+        s_dns = OK3 if not bad else BLOCKED_90
         if hosts - ok_hosts:
             facts.add("dns_failed")
     tcp = ex.tcp
     if tcp:
         failed = [o for o in tcp if o.failure]
-        scores["tcp"] = OK3 if not failed else blocked(0.75 * len(failed) / len(tcp))
+        s_tcp = OK3 if not failed else blocked(0.75 * len(failed) / len(tcp))
         by_port: dict[int | None, list[Observation]] = {}
         for o in tcp:
             by_port.setdefault(o.port, []).append(o)
@@ -403,14 +472,14 @@ def _im(name: str, tk: dict[str, Any], ex: Extracted) -> tuple[set[str], dict[st
             facts.add("tcp_blocked")
     tls = ex.tls
     if tls:
-        scores["tls"] = OK3 if not tls_fail else layer_scores("tls", tls_fail[0], None)
+        s_tls = OK3 if not tls_fail else layer_scores("tls", tls_fail[0], None)
         if tls_fail and len(tls_fail) == len(tls):
             facts.add("tls_blocked")
     if ex.http:
-        scores["http"] = OK3 if not api_fail else layer_scores("http", api_fail[0][1], None)
+        s_http = OK3 if not api_fail else layer_scores("http", api_fail[0][1], None)
         if api_fail and len(api_fail) == len([h for h in ex.http if "web." not in (h.url or "")]):
             facts.add("http_blocked")
-    return facts, scores
+    return facts, s_dns, s_tcp, s_tls, s_http
 
 
 def _tor(tk: dict[str, Any]) -> set[str]:
@@ -467,23 +536,55 @@ def _stun(tk: dict[str, Any], ex: Extracted) -> set[str]:
 # -- entry point -----------------------------------------------------------------------------
 
 
+# Per test name: its fact group, the name its rules go by ("*" for a test the pipeline does
+# not score) and the decisions taken so far for it (`rules.decisions`), looked up once.
+_Plan = tuple[str, str, dict[frozenset[str], Rule]]
+_PLANS: dict[str, _Plan] = {}
+
+
+def _plan(test_name: str) -> _Plan:
+    plan = _PLANS.get(test_name)
+    if plan is None:
+        group = FACT_GROUP.get(test_name, "generic")
+        rules_name = test_name if group != "generic" else "*"
+        if len(_PLANS) >= _CACHE_MAX:
+            _PLANS.clear()
+        plan = _PLANS[test_name] = (group, rules_name, decisions(rules_name))
+    return plan
+
+
+# `analyze` builds each Verdict with positional arguments, half the cost of 36 keywords: in
+# this order, which the import checks against the dataclass.
+_VERDICT_FIELDS = (
+    "measurement_uid", "report_id", "input", "domain", "probe_cc", "probe_asn", "test_name",
+    "measurement_start_time", "category_code", "anomaly", "confirmed", "failure",
+    "blocking_type", "dns_blocked", "dns_down", "dns_ok", "tcp_blocked", "tcp_down", "tcp_ok",
+    "tls_blocked", "tls_down", "tls_ok", "http_blocked", "http_down", "http_ok", "fingerprints",
+    "rules", "probe_blocking", "probe_accessible", "disagrees_with_probe", "raw_path",
+    "raw_line", "rules_version",
+)  # fmt: skip
+if tuple(f.name for f in fields(Verdict)) != _VERDICT_FIELDS:
+    raise ImportError("Verdict's fields changed: update analysis._VERDICT_FIELDS and analyze()")
+
+
 def analyze(raw: RawMeasurement, fpdb: FingerprintDB) -> Analysis:
-    doc = raw.doc
+    doc = raw.view  # what the analysis reads (fields.PRUNE_SPEC)
     tk_raw = doc.get("test_keys")
     tk = tk_raw if isinstance(tk_raw, dict) else {}
     test_name = str(doc.get("test_name") or "unknown")
     cc = str(doc.get("probe_cc") or "ZZ")
     ex = extract(tk, raw.uid, cc, fpdb)
-    scores = {k: NOT_REACHED for k in ("dns", "tcp", "tls", "http")}
-    group = FACT_GROUP.get(test_name, "generic")
+    group, rules_name, decided = _PLANS.get(test_name) or _plan(test_name)
+    inp = doc.get("input")
+    inp_s = inp if isinstance(inp, str) else None
+    s_dns = s_tcp = s_tls = s_http = NOT_REACHED
     facts: set[str]
     if tk_raw is None:
         facts = {"no_test_keys"}
     elif group == "web_connectivity":
-        wc = _web_connectivity(doc, tk, ex, cc)
-        facts, scores = wc.facts, wc.scores
+        facts, s_dns, s_tcp, s_tls, s_http = _web_connectivity(tk, ex, inp_s)
     elif group == "im":
-        facts, scores = _im(test_name, tk, ex)
+        facts, s_dns, s_tcp, s_tls, s_http = _im(test_name, tk, ex)
     elif group == "tor":
         facts = _tor(tk)
     elif group == "torboot":
@@ -496,21 +597,26 @@ def analyze(raw: RawMeasurement, fpdb: FingerprintDB) -> Analysis:
         facts = _stun(tk, ex)
     else:
         facts = set()
-    rule = decide(test_name if group != "generic" else "*", facts)
+    rule = decided.get(frozenset(facts)) or decide(rules_name, facts)
     out = rule.outcome
-    fp_names = sorted({m.fingerprint.name for m in ex.matches})
-    confirmed = out.confirmed or any(m.confirmed for m in ex.matches)
-    inp = doc.get("input")
-    inp_s = inp if isinstance(inp, str) else None
-    domain = urlsplit(inp_s).hostname if inp_s and "://" in inp_s else inp_s
+    anomaly = out.anomaly
+    matches = ex.matches
+    if matches:
+        fp_names = sorted({m.fingerprint.name for m in matches})
+        confirmed = out.confirmed or any(m.confirmed for m in matches)
+    else:
+        fp_names = []
+        confirmed = out.confirmed
+    domain = _host_scheme(inp_s)[0] if inp_s and "://" in inp_s else inp_s
     probe_blocking_raw = tk.get("blocking")
     probe_blocking = (
         None
         if probe_blocking_raw is None or "blocking" not in tk
         else ("false" if probe_blocking_raw is False else str(probe_blocking_raw))
     )
-    probe_accessible = tk.get("accessible") if isinstance(tk.get("accessible"), bool) else None
-    anomaly = out.anomaly
+    probe_accessible = tk.get("accessible")
+    if not isinstance(probe_accessible, bool):
+        probe_accessible = None
     disagrees = False
     if probe_blocking is not None and not out.failure:
         probe_anomaly = probe_blocking != "false"
@@ -519,38 +625,30 @@ def analyze(raw: RawMeasurement, fpdb: FingerprintDB) -> Analysis:
         )
     asn = doc.get("probe_asn")
     v = Verdict(
-        measurement_uid=raw.uid,
-        report_id=str(doc.get("report_id") or ""),
-        input=inp_s,
-        domain=domain,
-        probe_cc=cc,
-        probe_asn=str(asn) if asn is not None else "AS0",
-        test_name=test_name,
-        measurement_start_time=_time(doc),
-        category_code=None,
-        anomaly=anomaly,
-        confirmed=confirmed and anomaly,
-        failure=out.failure,
-        blocking_type=out.blocking_type if anomaly else None,
-        dns_blocked=scores["dns"][0],
-        dns_down=scores["dns"][1],
-        dns_ok=scores["dns"][2],
-        tcp_blocked=scores["tcp"][0],
-        tcp_down=scores["tcp"][1],
-        tcp_ok=scores["tcp"][2],
-        tls_blocked=scores["tls"][0],
-        tls_down=scores["tls"][1],
-        tls_ok=scores["tls"][2],
-        http_blocked=scores["http"][0],
-        http_down=scores["http"][1],
-        http_ok=scores["http"][2],
-        fingerprints=fp_names,
-        rules=[rule.id],
-        probe_blocking=probe_blocking,
-        probe_accessible=probe_accessible,
-        disagrees_with_probe=disagrees,
-        raw_path=raw.path,
-        raw_line=raw.line,
-        rules_version=RULES_VERSION,
+        raw.uid,
+        str(doc.get("report_id") or ""),
+        inp_s,
+        domain,
+        cc,
+        str(asn) if asn is not None else "AS0",
+        test_name,
+        _time(doc),
+        None,
+        anomaly,
+        confirmed and anomaly,
+        out.failure,
+        out.blocking_type if anomaly else None,
+        *s_dns,
+        *s_tcp,
+        *s_tls,
+        *s_http,
+        fp_names,
+        [rule.id],
+        probe_blocking,
+        probe_accessible,
+        disagrees,
+        raw.path,
+        raw.line,
+        RULES_VERSION,
     )
     return Analysis(v, ex.observations, facts)
