@@ -32,6 +32,8 @@ from re import _parser as _re_parser  # type: ignore[attr-defined]
 
 import ahocorasick_rs
 
+from dideban.pipeline import _native
+
 CONFIRMING_SCOPES = frozenset({"nat", "isp", "prod", "inst", "injb", "prov"})
 PATTERN_TYPES = ("full", "prefix", "contains", "regexp")
 
@@ -175,6 +177,8 @@ class FingerprintDB:
         # one automaton (a prefix must be found at 0), the regexps compiled. Results keep
         # the order of the fingerprints in the files.
         self._header_index: dict[str, _HeaderIndex] = {}
+        # Lower-case header names some fingerprint looks at (`match_header` of any other is []).
+        self.header_names: frozenset[str] = frozenset(self._headers)
         for hname, hfps in self._headers.items():
             fulls: dict[str, list[int]] = {}
             lits: dict[str, list[tuple[int, bool]]] = {}
@@ -193,8 +197,8 @@ class FingerprintDB:
                 list(lits.values()),
                 regexps,
             )
-        # Body: one Aho-Corasick automaton over the literal patterns (contains, prefix, full)
-        # and over each regexp's literal prefix (its "trigger": the regexp can only match
+        # Body: one search for all the literal patterns (contains, prefix, full) and each
+        # regexp's literal prefix (its "trigger": the regexp can only match
         # where its trigger occurs, so it runs only then). Regexps without a literal prefix
         # always run.
         self._body_regexps = [f for f in self._body if f.pattern_type == "regexp"]
@@ -216,12 +220,7 @@ class FingerprintDB:
         self._words: list[tuple[tuple[Fingerprint, ...], tuple[int, ...]]] = [
             (tuple(literals.get(w, ())), tuple(triggers.get(w, ()))) for w in words
         ]
-        # A DFA: ~65 ms more to build once, scans bodies ~1.8x faster than the default NFA.
-        self._automaton = (
-            ahocorasick_rs.AhoCorasick(words, implementation=ahocorasick_rs.Implementation.DFA)
-            if words
-            else None
-        )
+        self._literals = _native.LiteralSet(words)
 
     @classmethod
     def load(cls, extra: Iterable[Path] = (), *, include_default: bool = True) -> FingerprintDB:
@@ -251,11 +250,10 @@ class FingerprintDB:
     def match_body(self, body: str) -> list[Fingerprint]:
         if not body:
             return []
-        hits = (
-            self._automaton.find_matches_as_indexes(body, overlapping=True)
-            if self._automaton is not None
-            else []
-        )
+        try:
+            hits, n = self._literals.find(body)
+        except UnicodeEncodeError:  # lone surrogates (from \ud800-style escapes)
+            hits, n = self._literals.find(body.encode("utf-8", "surrogatepass"))
         if not hits and not self._regexp_untriggered:
             return []
         found: dict[str, Fingerprint] = {}
@@ -263,10 +261,10 @@ class FingerprintDB:
         if hits:
             if len(hits) > 1:
                 # By end, then longest first: the order matches are reported in (and so
-                # the order of an observation's fingerprint names) does not depend on the
-                # automaton's implementation.
+                # the order of an observation's fingerprint names) does not depend on how
+                # they were found. Offsets are in UTF-8 bytes: the order is the same as in
+                # characters, and so are "starts at 0" and "ends at the end".
                 hits.sort(key=_hit_order)
-            n = len(body)
             for i, start, end in hits:
                 fps, regexps = self._words[i]
                 for fp in fps:

@@ -1,0 +1,27 @@
+"""Types of the compiled module (`_native.pyx`)."""
+
+from typing import Any
+
+from dideban.model.verdict import Observation
+from dideban.pipeline.fingerprints import FingerprintDB, Match
+from dideban.pipeline.observations import Extracted, HttpExchange
+
+class Unsupported(ValueError): ...
+
+def decode_pruned(data: bytes | bytearray | memoryview, spec: object) -> Any: ...
+def bind(
+    observation: type[Observation],
+    extracted: type[Extracted],
+    http_exchange: type[HttpExchange],
+    match: type[Match],
+    as_text_: Any,
+    title_of_: Any,
+    split_address_: Any,
+) -> None: ...
+def extract(
+    test_keys: dict[str, Any], uid: str, probe_cc: str, fpdb: FingerprintDB
+) -> Extracted: ...
+
+class LiteralSet:
+    def __init__(self, words: list[str]) -> None: ...
+    def find(self, text: str | bytes) -> tuple[list[tuple[int, int, int]], int]: ...

@@ -1,0 +1,937 @@
+# cython: language_level=3
+"""The pipeline's hot path, compiled: a JSON decoder that keeps only what the analysis reads.
+
+A measurement is ~9 KB of JSON, and most of it (TLS certificates, network events, the request
+headers, the test helper's request...) is never looked at by the analysis. Decoding all of it
+into Python objects costs more than the whole analysis. `decode_pruned(data, spec)` parses and
+validates the whole text but builds Python objects only for the keys that `spec` names; the
+result is the document with every other key removed from the objects the spec describes, so
+code that reads only spec'd keys sees exactly what it would see in the full document.
+
+The spec is a tree (see `dideban.pipeline.fields.PRUNE_SPEC`):
+
+- `None`: keep this value whole;
+- a dict `{key: spec}`: if the value is an object, keep only these keys (each pruned by its
+  own spec); any other JSON type is kept whole;
+- a one-element list `[spec]`: if the value is an array, prune each element with `spec`; any
+  other JSON type is kept whole.
+
+Duplicate keys: the last one wins, as in `json.loads` and orjson.
+
+What it refuses (it raises `Unsupported`, and the caller decodes the line with the reference
+decoders instead, which also produce the exact error message): anything that is not strict
+JSON in UTF-8 (orjson's grammar), and what the reference accepts but orjson does not (NaN,
+Infinity, lone surrogates in \\u escapes), and nesting deeper than 512.
+"""
+
+cimport cython
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.ref cimport PyObject
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.dict cimport PyDict_SetItem
+from cpython.float cimport PyFloat_FromDouble
+from cpython.list cimport PyList_Append
+from cpython.unicode cimport PyUnicode_DecodeUTF8
+from libc.math cimport HUGE_VAL
+from libc.stdlib cimport free, malloc, realloc
+from libc.stdint cimport uint32_t, uint64_t
+from libc.string cimport memcmp, memcpy, memset
+
+
+cdef inline uint64_t _has_zero(uint64_t v) noexcept:
+    """High bit set in each byte of v that is zero, possibly also in bytes above a zero
+    byte (enough to decide whether to look closer)."""
+    return (v - 0x0101010101010101ULL) & ~v
+
+cdef extern from "Python.h":
+    PyObject *PyDict_GetItemWithError(object d, object key) except? NULL
+    double PyOS_string_to_double(const char *s, char **endptr, PyObject *overflow_exception) except? -1.0
+    object PyLong_FromString(const char *str, char **pend, int base)
+    object PyUnicode_FromStringAndSize(const char *u, Py_ssize_t size)
+
+
+class Unsupported(ValueError):
+    """The text is not JSON this decoder takes; decode it with the reference decoders."""
+
+
+cdef int MAX_DEPTH = 512
+
+
+cdef bint _valid_utf8(const unsigned char *s, Py_ssize_t n) noexcept:
+    """Well-formed UTF-8 (RFC 3629: no overlongs, no surrogates, nothing above U+10FFFF)."""
+    cdef Py_ssize_t i = 0
+    cdef unsigned char c, d
+    while i < n:
+        c = s[i]
+        if c < 0x80:
+            i += 1
+        elif 0xC2 <= c <= 0xDF:
+            if i + 1 >= n or (s[i + 1] & 0xC0) != 0x80:
+                return False
+            i += 2
+        elif 0xE0 <= c <= 0xEF:
+            if i + 2 >= n:
+                return False
+            d = s[i + 1]
+            if (d & 0xC0) != 0x80 or (s[i + 2] & 0xC0) != 0x80:
+                return False
+            if (c == 0xE0 and d < 0xA0) or (c == 0xED and d > 0x9F):
+                return False
+            i += 3
+        elif 0xF0 <= c <= 0xF4:
+            if i + 3 >= n:
+                return False
+            d = s[i + 1]
+            if (d & 0xC0) != 0x80 or (s[i + 2] & 0xC0) != 0x80 or (s[i + 3] & 0xC0) != 0x80:
+                return False
+            if (c == 0xF0 and d < 0x90) or (c == 0xF4 and d > 0x8F):
+                return False
+            i += 4
+        else:
+            return False
+    return True
+
+
+# -- the spec, compiled ---------------------------------------------------------------------
+
+@cython.final
+cdef class _Node:
+    """One object level of the spec: key names as UTF-8, and what to do with each value."""
+    cdef list names      # bytes (kept alive for `ptrs`)
+    cdef list keys       # str (the dict keys of the result)
+    cdef list children   # _Node, _Each or None (keep whole)
+    cdef int count
+    cdef const char *ptrs[64]
+    cdef Py_ssize_t lens[64]
+
+    def __init__(self, spec):
+        if len(spec) > 64:
+            raise ValueError("a prune spec level names at most 64 keys")
+        self.names = []
+        self.keys = []
+        self.children = []
+        for key, sub in spec.items():
+            name = key.encode("utf-8")
+            self.ptrs[len(self.names)] = <const char *>name
+            self.lens[len(self.names)] = len(name)
+            self.names.append(name)
+            self.keys.append(key)
+            self.children.append(_compile(sub))
+        self.count = len(self.names)
+
+    cdef inline int find(self, const unsigned char *s, Py_ssize_t n) noexcept:
+        cdef int k
+        for k in range(self.count):
+            if self.lens[k] == n and memcmp(self.ptrs[k], s, n) == 0:
+                return k
+        return -1
+
+
+cdef class _Each:
+    """An array level of the spec: each element pruned by `node`."""
+    cdef object node
+
+    def __init__(self, node):
+        self.node = node
+
+
+cdef object _compile(object spec):
+    if spec is None:
+        return None
+    if isinstance(spec, dict):
+        return _Node(spec)
+    if isinstance(spec, list) and len(spec) == 1:
+        return _Each(_compile(spec[0]))
+    raise TypeError(f"bad prune spec: {spec!r}")
+
+
+_compiled = {}
+
+
+cdef object _compiled_spec(object spec):
+    key = id(spec)
+    got = _compiled.get(key)
+    if got is None or got[0] is not spec:
+        got = (spec, _compile(spec))
+        _compiled[key] = got
+    return got[1]
+
+
+# -- the parser -----------------------------------------------------------------------------
+
+@cython.final
+cdef class _Parser:
+    cdef const unsigned char *s
+    cdef Py_ssize_t n
+    cdef Py_ssize_t i
+    cdef char *buf       # scratch for unescaped strings and number literals
+    cdef Py_ssize_t cap
+
+    def __cinit__(self):
+        self.cap = 4096
+        self.buf = <char *>malloc(self.cap)
+        if self.buf == NULL:
+            raise MemoryError()
+
+    def __dealloc__(self):
+        free(self.buf)
+
+    cdef int reserve(self, Py_ssize_t need) except -1:
+        cdef char *grown
+        if need <= self.cap:
+            return 0
+        while self.cap < need:
+            self.cap *= 2
+        grown = <char *>realloc(self.buf, self.cap)
+        if grown == NULL:
+            raise MemoryError()
+        self.buf = grown
+        return 0
+
+    cdef inline void ws(self):
+        cdef unsigned char c
+        while self.i < self.n:
+            c = self.s[self.i]
+            if c == 32 or c == 10 or c == 13 or c == 9:
+                self.i += 1
+            else:
+                return
+
+    cdef inline int peek(self) except -1:
+        self.ws()
+        if self.i >= self.n:
+            raise Unsupported("unexpected end of text")
+        return self.s[self.i]
+
+    cdef int expect(self, unsigned char c) except -1:
+        if self.peek() != c:
+            raise Unsupported(f"expected {chr(c)!r} at byte {self.i}")
+        self.i += 1
+        return 0
+
+    # Strings. `scan_string` finds the end of the string that starts at self.i (at its
+    # opening quote) and returns the index of the closing quote; `escaped` tells whether
+    # there is any backslash in it, `high` whether any byte is non-ASCII.
+    cdef Py_ssize_t scan_string(self, bint *escaped, bint *high) except -1:
+        # Eight bytes at a time while none of them is a quote, a backslash, a control
+        # character or non-ASCII (the usual case: long runs of plain text), then byte by byte.
+        cdef Py_ssize_t j = self.i + 1
+        cdef const unsigned char *s = self.s
+        cdef Py_ssize_t n = self.n
+        cdef unsigned char c
+        cdef uint64_t w, special
+        cdef bint esc = False, hi = False
+        while True:
+            while j + 8 <= n:
+                memcpy(&w, s + j, 8)
+                special = (
+                    _has_zero(w ^ 0x2222222222222222ULL)      # "
+                    | _has_zero(w ^ 0x5C5C5C5C5C5C5C5CULL)    # backslash
+                    | ((w - 0x2020202020202020ULL) & ~w)      # < 0x20
+                    | w                                        # >= 0x80
+                ) & 0x8080808080808080ULL
+                if special:
+                    break
+                j += 8
+            if j >= n:
+                raise Unsupported("unterminated string")
+            c = s[j]
+            if c == 34:  # "
+                escaped[0] = esc
+                high[0] = hi
+                return j
+            if c == 92:  # backslash: skip the escaped character (checked when decoded)
+                esc = True
+                j += 2
+                continue
+            if c < 32:
+                raise Unsupported("control character in a string")
+            if c >= 128:
+                hi = True
+            j += 1
+
+    cdef object string(self):
+        """The string at self.i, decoded."""
+        cdef bint escaped, high
+        cdef Py_ssize_t end = self.scan_string(&escaped, &high)
+        cdef Py_ssize_t start = self.i + 1
+        self.i = end + 1
+        if escaped:
+            return self.unescape(start, end)
+        if high:
+            return PyUnicode_DecodeUTF8(<const char *>self.s + start, end - start, "strict")
+        return PyUnicode_FromStringAndSize(<const char *>self.s + start, end - start)
+
+    cdef int skip_string(self) except -1:
+        cdef bint escaped, high
+        cdef Py_ssize_t end = self.scan_string(&escaped, &high)
+        cdef Py_ssize_t start = self.i + 1
+        if escaped:
+            self.check_escapes(start, end)
+        if high and not _valid_utf8(self.s + start, end - start):
+            raise Unsupported("not UTF-8")
+        self.i = end + 1
+        return 0
+
+    cdef int check_escapes(self, Py_ssize_t j, Py_ssize_t end) except -1:
+        """The escapes of a skipped string are valid (lone surrogates are let through: the
+        reference decoder takes them too)."""
+        cdef unsigned char c
+        while j < end:
+            if self.s[j] != 92:
+                j += 1
+                continue
+            c = self.s[j + 1]
+            if c == 117:
+                self.hex4(j + 2, end)
+                j += 6
+            elif c in b'"\\/bfnrt':
+                j += 2
+            else:
+                raise Unsupported("bad escape")
+        return 0
+
+    cdef object unescape(self, Py_ssize_t start, Py_ssize_t end):
+        cdef Py_ssize_t j = start, o = 0
+        cdef unsigned char c
+        cdef unsigned int cp, lo
+        self.reserve(end - start + 8)
+        cdef char *b = self.buf
+        while j < end:
+            c = self.s[j]
+            if c != 92:
+                b[o] = <char>c
+                o += 1
+                j += 1
+                continue
+            j += 1
+            c = self.s[j]
+            j += 1
+            if c == 34 or c == 92 or c == 47:
+                b[o] = <char>c
+            elif c == 98:
+                b[o] = 8
+            elif c == 102:
+                b[o] = 12
+            elif c == 110:
+                b[o] = 10
+            elif c == 114:
+                b[o] = 13
+            elif c == 116:
+                b[o] = 9
+            elif c == 117:
+                cp = self.hex4(j, end)
+                j += 4
+                if 0xD800 <= cp <= 0xDBFF:
+                    if j + 6 <= end and self.s[j] == 92 and self.s[j + 1] == 117:
+                        lo = self.hex4(j + 2, end)
+                        if 0xDC00 <= lo <= 0xDFFF:
+                            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00)
+                            j += 6
+                        else:
+                            raise Unsupported("lone surrogate")
+                    else:
+                        raise Unsupported("lone surrogate")
+                elif 0xDC00 <= cp <= 0xDFFF:
+                    raise Unsupported("lone surrogate")
+                # \uXXXX is 6 bytes of input, its UTF-8 at most 4: the buffer is big enough.
+                if cp < 0x80:
+                    b[o] = <char>cp
+                elif cp < 0x800:
+                    b[o] = <char>(0xC0 | (cp >> 6))
+                    o += 1
+                    b[o] = <char>(0x80 | (cp & 0x3F))
+                elif cp < 0x10000:
+                    b[o] = <char>(0xE0 | (cp >> 12))
+                    o += 1
+                    b[o] = <char>(0x80 | ((cp >> 6) & 0x3F))
+                    o += 1
+                    b[o] = <char>(0x80 | (cp & 0x3F))
+                else:
+                    b[o] = <char>(0xF0 | (cp >> 18))
+                    o += 1
+                    b[o] = <char>(0x80 | ((cp >> 12) & 0x3F))
+                    o += 1
+                    b[o] = <char>(0x80 | ((cp >> 6) & 0x3F))
+                    o += 1
+                    b[o] = <char>(0x80 | (cp & 0x3F))
+            else:
+                raise Unsupported("bad escape")
+            o += 1
+        return PyUnicode_DecodeUTF8(b, o, "strict")
+
+    cdef long hex4(self, Py_ssize_t j, Py_ssize_t end) except -1:
+        cdef unsigned int v = 0
+        cdef unsigned char c
+        cdef int k
+        if j + 4 > end:
+            raise Unsupported("short \\u escape")
+        for k in range(4):
+            c = self.s[j + k]
+            v <<= 4
+            if 48 <= c <= 57:
+                v |= c - 48
+            elif 97 <= c <= 102:
+                v |= c - 87
+            elif 65 <= c <= 70:
+                v |= c - 55
+            else:
+                raise Unsupported("bad \\u escape")
+        return v
+
+    # Numbers, in JSON's grammar: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
+    cdef Py_ssize_t scan_number(self, bint *is_int) except -1:
+        cdef Py_ssize_t j = self.i
+        cdef const unsigned char *s = self.s
+        cdef Py_ssize_t n = self.n
+        is_int[0] = True
+        if j < n and s[j] == 45:
+            j += 1
+        if j >= n or not (48 <= s[j] <= 57):
+            raise Unsupported("bad number")
+        if s[j] == 48:
+            j += 1
+        else:
+            while j < n and 48 <= s[j] <= 57:
+                j += 1
+        if j < n and s[j] == 46:
+            is_int[0] = False
+            j += 1
+            if j >= n or not (48 <= s[j] <= 57):
+                raise Unsupported("bad number")
+            while j < n and 48 <= s[j] <= 57:
+                j += 1
+        if j < n and (s[j] == 101 or s[j] == 69):
+            is_int[0] = False
+            j += 1
+            if j < n and (s[j] == 43 or s[j] == 45):
+                j += 1
+            if j >= n or not (48 <= s[j] <= 57):
+                raise Unsupported("bad number")
+            while j < n and 48 <= s[j] <= 57:
+                j += 1
+        return j
+
+    cdef object number(self):
+        cdef bint is_int
+        cdef Py_ssize_t end = self.scan_number(&is_int)
+        cdef Py_ssize_t size = end - self.i
+        self.reserve(size + 1)
+        memcpy(self.buf, self.s + self.i, size)
+        self.buf[size] = 0
+        self.i = end
+        if is_int:
+            return PyLong_FromString(self.buf, NULL, 10)
+        cdef double d = PyOS_string_to_double(self.buf, NULL, NULL)
+        if d == HUGE_VAL or d == -HUGE_VAL:
+            raise Unsupported("number out of range")  # orjson refuses it, json gives inf
+        return PyFloat_FromDouble(d)
+
+    cdef int literal(self, const char *word, Py_ssize_t size) except -1:
+        if self.i + size > self.n or memcmp(self.s + self.i, word, size) != 0:
+            raise Unsupported(f"bad literal at byte {self.i}")
+        self.i += size
+        return 0
+
+    # Values.
+    cdef object value(self, object spec, int depth):
+        """The value at self.i (after whitespace), pruned by `spec`."""
+        cdef int c = self.peek()
+        if c == 34:
+            return self.string()
+        if c == 123:
+            return self.obj(<_Node>spec if type(spec) is _Node else None, depth + 1)
+        if c == 91:
+            return self.arr(spec, depth + 1)
+        if c == 116:
+            self.literal("true", 4)
+            return True
+        if c == 102:
+            self.literal("false", 5)
+            return False
+        if c == 110:
+            self.literal("null", 4)
+            return None
+        return self.number()
+
+    cdef int skip(self, int depth) except -1:
+        cdef int c = self.peek()
+        if depth > MAX_DEPTH:
+            raise Unsupported("nested too deep")
+        if c == 34:
+            return self.skip_string()
+        if c == 123:
+            self.i += 1
+            if self.peek() == 125:
+                self.i += 1
+                return 0
+            while True:
+                if self.peek() != 34:
+                    raise Unsupported("expected a key")
+                self.skip_string()
+                self.expect(58)
+                self.skip(depth + 1)
+                c = self.peek()
+                self.i += 1
+                if c == 125:
+                    return 0
+                if c != 44:
+                    raise Unsupported("expected ',' or '}'")
+        if c == 91:
+            self.i += 1
+            if self.peek() == 93:
+                self.i += 1
+                return 0
+            while True:
+                self.skip(depth + 1)
+                c = self.peek()
+                self.i += 1
+                if c == 93:
+                    return 0
+                if c != 44:
+                    raise Unsupported("expected ',' or ']'")
+        if c == 116:
+            return self.literal("true", 4)
+        if c == 102:
+            return self.literal("false", 5)
+        if c == 110:
+            return self.literal("null", 4)
+        cdef bint is_int
+        self.i = self.scan_number(&is_int)
+        return 0
+
+    cdef object obj(self, _Node node, int depth):
+        """The object at self.i; with a node, only the node's keys are kept."""
+        cdef dict out = {}
+        cdef int c
+        cdef Py_ssize_t end, start
+        cdef bint escaped, high
+        cdef int k
+        cdef object key
+        cdef bytes kb
+        if depth > MAX_DEPTH:
+            raise Unsupported("nested too deep")
+        self.i += 1
+        if self.peek() == 125:
+            self.i += 1
+            return out
+        while True:
+            if self.peek() != 34:
+                raise Unsupported("expected a key")
+            if node is None:
+                key = self.string()
+                self.expect(58)
+                PyDict_SetItem(out, key, self.value(None, depth))
+            else:
+                end = self.scan_string(&escaped, &high)
+                start = self.i + 1
+                if escaped:
+                    # Rare: compare the key's UTF-8 once unescaped.
+                    key = self.string()
+                    kb = key.encode("utf-8")
+                    k = node.find(<const unsigned char *><const char *>kb, len(kb))
+                else:
+                    if high:
+                        PyUnicode_DecodeUTF8(<const char *>self.s + start, end - start,
+                                             "strict")
+                    k = node.find(self.s + start, end - start)
+                    self.i = end + 1
+                self.expect(58)
+                if k < 0:
+                    self.skip(depth)
+                else:
+                    PyDict_SetItem(out, node.keys[k], self.value(node.children[k], depth))
+            c = self.peek()
+            self.i += 1
+            if c == 125:
+                return out
+            if c != 44:
+                raise Unsupported("expected ',' or '}'")
+
+    cdef object arr(self, object spec, int depth):
+        cdef list out = []
+        cdef int c
+        cdef object each = (<_Each>spec).node if type(spec) is _Each else None
+        if depth > MAX_DEPTH:
+            raise Unsupported("nested too deep")
+        self.i += 1
+        if self.peek() == 93:
+            self.i += 1
+            return out
+        while True:
+            PyList_Append(out, self.value(each, depth))
+            c = self.peek()
+            self.i += 1
+            if c == 93:
+                return out
+            if c != 44:
+                raise Unsupported("expected ',' or ']'")
+
+
+# One parser is reused (its scratch buffer with it); a call that comes while it is in use (a
+# finaliser, another thread's callback) gets a fresh one.
+cdef _Parser _parser = _Parser()
+cdef bint _busy = False
+
+
+def decode_pruned(data, spec):
+    """The JSON text `data` (bytes-like, UTF-8) decoded, keeping only what `spec` names.
+
+    Raises `Unsupported` (a ValueError) for anything the reference decoders should handle,
+    and UnicodeDecodeError for text that is not UTF-8."""
+    global _busy
+    cdef Py_buffer view
+    cdef _Parser p = _Parser() if _busy else _parser
+    cdef bint shared = p is _parser
+    cdef object result
+    # (The buffer protocol directly: a typed memoryview costs more than parsing a small text.)
+    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+    if shared:
+        _busy = True
+    p.s = <const unsigned char *>view.buf
+    p.n = view.len
+    p.i = 0
+    try:
+        result = p.value(_compiled_spec(spec), 0)
+        p.ws()
+        if p.i != p.n:
+            raise Unsupported("text after the value")
+        return result
+    finally:
+        p.s = NULL
+        p.n = 0
+        PyBuffer_Release(&view)
+        if shared:
+            _busy = False
+
+
+# -- observations -----------------------------------------------------------------------------
+#
+# `extract` is `dideban.pipeline.observations.extract` (see its docstring for what it does),
+# compiled. It reads a test_keys dict (whole, or pruned by `decode_pruned`: it reads only
+# the keys of `fields.PRUNE_SPEC`) and builds the observations, the HTTP exchanges and the
+# fingerprint matches. The Python classes and the rarely used helpers come from
+# `dideban.pipeline.observations`, which binds them here when it is imported (`bind`).
+
+cdef object Observation = None
+cdef object Extracted = None
+cdef object HttpExchange = None
+cdef object Match = None
+cdef object as_text = None
+cdef object title_of = None
+cdef object split_address = None
+
+
+def bind(observation, extracted, http_exchange, match, as_text_, title_of_, split_address_):
+    global Observation, Extracted, HttpExchange, Match, as_text, title_of, split_address
+    Observation, Extracted, HttpExchange, Match = observation, extracted, http_exchange, match
+    as_text, title_of, split_address = as_text_, title_of_, split_address_
+
+
+# JSON values as the decoders make them, checked by exact class (bool is not a number).
+cdef inline object _s(object v):
+    return v if type(v) is str else None
+
+
+cdef inline object _i(object v):
+    return v if type(v) is int else None
+
+
+cdef inline object _n(object v):
+    if type(v) is float:
+        return v
+    if type(v) is int:
+        return float(v)
+    return None
+
+
+cdef inline object _get(object d, str key):
+    """d[key] or None, for a dict d."""
+    cdef PyObject *v = PyDict_GetItemWithError(d, key)
+    if v == NULL:
+        return None
+    return <object>v
+
+
+cdef object _OBS_FIELDS = None
+
+
+cdef object _observation(tuple values):
+    """An `Observation` from its field values in order, without running the dataclass's
+    __init__ (a Python function call per field is most of what building one costs)."""
+    global _OBS_FIELDS
+    if _OBS_FIELDS is None:
+        import dataclasses
+        _OBS_FIELDS = tuple(f.name for f in dataclasses.fields(Observation))
+    o = Observation.__new__(Observation)
+    o.__dict__.update(zip(_OBS_FIELDS, values))
+    return o
+
+
+cdef list _headers_of(object resp):
+    """`observations.headers_of`: (name, value) pairs from headers_list, else headers."""
+    cdef list out = []
+    hl = _get(resp, "headers_list")
+    if type(hl) is list:
+        for item in <list>hl:
+            if (type(item) is list or type(item) is tuple) and len(item) == 2:
+                k, v = item
+                if type(k) is str:
+                    if type(v) is not str:
+                        v = as_text(v)
+                    if v is not None:
+                        out.append((k, v))
+        if out:
+            return out
+    h = _get(resp, "headers")
+    if type(h) is dict:
+        for k, v in (<dict>h).items():
+            text = v if type(v) is str else as_text(v)
+            if isinstance(k, str) and text is not None:
+                out.append((k, text))
+    return out
+
+
+def extract(dict test_keys, str uid, str probe_cc, fpdb):
+    cdef object ex = Extracted()
+    cdef list obs = ex.observations
+    cdef list matches = ex.matches
+    cdef list dns, tcp, tls, names
+    cdef bint any_answer
+    cdef object found
+
+    def fp_names(found):
+        out = []
+        for fp in found:
+            matches.append(Match(fp, fp.confirms(probe_cc)))
+            out.append(fp.name)
+        return out
+
+    queries = _get(test_keys, "queries")
+    if type(queries) is list:
+        dns = ex.dns
+        match_dns = fpdb.match_dns
+        for q in <list>queries:
+            if type(q) is not dict:
+                continue
+            tid = _i(_get(q, "transaction_id"))
+            hostname = _s(_get(q, "hostname"))
+            engine = _s(_get(q, "engine"))
+            failure = _s(_get(q, "failure"))
+            t0 = _n(_get(q, "t0"))
+            t = _n(_get(q, "t"))
+            answers = _get(q, "answers")
+            any_answer = False
+            if type(answers) is list:
+                for a in <list>answers:
+                    if type(a) is not dict:
+                        continue
+                    any_answer = True
+                    value = _s(_get(a, "ipv4")) or _s(_get(a, "ipv6")) or _s(_get(a, "hostname"))
+                    atype = _get(a, "answer_type")
+                    is_ip = atype == "A" or atype == "AAAA"
+                    found = match_dns(value) if value else None
+                    o = _observation((
+                        uid, len(obs), "dns", tid, hostname, value if is_ip else None, None,
+                        engine, value, None, None, None, None, None, failure, t0, t,
+                        fp_names(found) if found else [],
+                    ))
+                    obs.append(o)
+                    dns.append(o)
+            if not any_answer:
+                o = _observation((
+                    uid, len(obs), "dns", tid, hostname, None, None, engine, None, None, None,
+                    None, None, None, failure, t0, t, [],
+                ))
+                obs.append(o)
+                dns.append(o)
+    connects = _get(test_keys, "tcp_connect")
+    if type(connects) is list:
+        tcp = ex.tcp
+        for c in <list>connects:
+            if type(c) is not dict:
+                continue
+            status = _get(c, "status")
+            failure = _s(_get(status, "failure")) if type(status) is dict else None
+            o = _observation((
+                uid, len(obs), "tcp", _i(_get(c, "transaction_id")), None, _s(_get(c, "ip")),
+                _i(_get(c, "port")), None, None, None, None, None, None, None, failure,
+                _n(_get(c, "t0")), _n(_get(c, "t")), [],
+            ))
+            obs.append(o)
+            tcp.append(o)
+    handshakes = _get(test_keys, "tls_handshakes")
+    if type(handshakes) is list:
+        tls = ex.tls
+        for h in <list>handshakes:
+            if type(h) is not dict:
+                continue
+            ip, port = split_address(_get(h, "address"))
+            o = _observation((
+                uid, len(obs), "tls", _i(_get(h, "transaction_id")), None, ip, port, None,
+                None, _s(_get(h, "server_name")), None, None, None, None,
+                _s(_get(h, "failure")), _n(_get(h, "t0")), _n(_get(h, "t")), [],
+            ))
+            obs.append(o)
+            tls.append(o)
+    requests = _get(test_keys, "requests")
+    if type(requests) is list:
+        match_body = fpdb.match_body
+        match_header = fpdb.match_header
+        header_names = fpdb.header_names
+        http = ex.http
+        for r in <list>requests:
+            if type(r) is not dict:
+                continue
+            req = _get(r, "request")
+            resp = _get(r, "response")
+            if type(resp) is not dict:
+                resp = {}
+            raw_body = _get(resp, "body")
+            body = raw_body if type(raw_body) is str else as_text(raw_body)
+            headers = _headers_of(resp)
+            code = _i(_get(resp, "code"))
+            names = []
+            if body:
+                found = match_body(body)
+                if found:
+                    names += fp_names(found)
+            for k, v in headers:
+                # Only names some fingerprint looks at (the same test match_header does
+                # first, without the call).
+                if k.lower() in header_names:
+                    found = match_header(k, v)
+                    if found:
+                        names += fp_names(found)
+            title = title_of(body)
+            url = _s(_get(req, "url")) if type(req) is dict else None
+            if body is None:
+                blen = None
+            elif body.isascii():
+                blen = len(body)
+            else:
+                blen = len(body.encode("utf-8", "replace"))
+            failure = _s(_get(r, "failure"))
+            http.append(HttpExchange(url, failure, code, body, headers, title, blen))
+            o = _observation((
+                uid, len(obs), "http", _i(_get(r, "transaction_id")), None, None, None, None,
+                None, None, url, code if code else None, blen, title, failure,
+                _n(_get(r, "t0")), _n(_get(r, "t")), names,
+            ))
+            obs.append(o)
+    return ex
+
+
+# -- many literals in one text ---------------------------------------------------------------
+
+cdef extern from "Python.h":
+    const char *PyUnicode_AsUTF8AndSize(object text, Py_ssize_t *size) except NULL
+
+
+cdef enum:
+    GRAM_BITS = 18
+
+
+cdef class LiteralSet:
+    """Every occurrence of every word (overlapping ones too) in a text, by the words' UTF-8.
+
+    OONI's body fingerprints are ~1,300 literals. An Aho-Corasick automaton that large misses
+    the cache at most bytes (~3 ns a byte). Here each word is anchored on one of its 8-byte
+    windows, the one fewest other words share (prefixes such as "<title>" and "http://"
+    are shared by hundreds). At each position of the text the next 8 bytes are hashed into a
+    2^18-bit table of the anchors (32 KB, stays in cache); only where a bit is set are the
+    words with that anchor compared in full. Words of 4 to 7 bytes are anchored on their
+    first 4 bytes the same way, and the few shorter ones are searched for on their own."""
+    cdef list words            # bytes
+    cdef dict anchors8         # anchor (uint64) -> [(word index, offset of the anchor)]
+    cdef dict anchors4         # first 4 bytes (uint32) -> [(word index, 0)]
+    cdef list short            # indexes of words shorter than 4 bytes
+    cdef unsigned char bits8[1 << (GRAM_BITS - 3)]
+    cdef unsigned char bits4[1 << (GRAM_BITS - 3)]
+
+    def __init__(self, words):
+        cdef uint64_t a8
+        cdef uint32_t a4
+        cdef unsigned int h
+        self.words = [w.encode("utf-8") for w in words]
+        self.anchors8 = {}
+        self.anchors4 = {}
+        self.short = []
+        memset(self.bits8, 0, sizeof(self.bits8))
+        memset(self.bits4, 0, sizeof(self.bits4))
+        shared = {}
+        for w in self.words:
+            for g in {w[o:o + 8] for o in range(len(w) - 7)}:
+                shared[g] = shared.get(g, 0) + 1
+        for k, w in enumerate(self.words):
+            if not w:
+                raise ValueError("empty word")
+            if len(w) >= 8:
+                o = min(range(len(w) - 7), key=lambda o: (shared[w[o:o + 8]], o))
+                memcpy(&a8, <const char *>w + <Py_ssize_t>o, 8)
+                self.anchors8.setdefault(a8, []).append((k, o))
+                h = _hash8(a8)
+                self.bits8[h >> 3] |= 1 << (h & 7)
+            elif len(w) >= 4:
+                memcpy(&a4, <const char *>w, 4)
+                self.anchors4.setdefault(a4, []).append((k, 0))
+                h = _hash4(a4)
+                self.bits4[h >> 3] |= 1 << (h & 7)
+            else:
+                self.short.append(k)
+
+    def find(self, text):
+        """([(word index, start, end)], size): every occurrence in `text` (str, or its UTF-8
+        as bytes), as byte offsets in no particular order, and the text's size in bytes."""
+        cdef Py_ssize_t n, i, size, start
+        cdef const char *s
+        cdef uint64_t g8
+        cdef uint32_t g4
+        cdef unsigned int h
+        cdef list hits = []
+        cdef bytes w
+        cdef bint any4 = len(self.anchors4) > 0
+        if type(text) is str:
+            s = PyUnicode_AsUTF8AndSize(text, &n)
+        else:
+            s = <bytes>text
+            n = len(<bytes>text)
+        for i in range(n - 3):
+            if i + 8 <= n:
+                memcpy(&g8, s + i, 8)
+                h = _hash8(g8)
+                if self.bits8[h >> 3] & (1 << (h & 7)):
+                    for k, o in self.anchors8.get(g8, ()):
+                        w = <bytes>self.words[k]
+                        size = len(w)
+                        start = i - <Py_ssize_t>o
+                        if start >= 0 and start + size <= n and memcmp(
+                            s + start, <const char *>w, size
+                        ) == 0:
+                            hits.append((k, start, start + size))
+            if any4:
+                memcpy(&g4, s + i, 4)
+                h = _hash4(g4)
+                if self.bits4[h >> 3] & (1 << (h & 7)):
+                    for k, o in self.anchors4.get(g4, ()):
+                        w = <bytes>self.words[k]
+                        size = len(w)
+                        if i + size <= n and memcmp(s + i, <const char *>w, size) == 0:
+                            hits.append((k, i, i + size))
+        if self.short:
+            data = PyBytes_FromStringAndSize(s, n)
+            for k in self.short:
+                w = <bytes>self.words[k]
+                i = data.find(w)
+                while i >= 0:
+                    hits.append((k, i, i + len(w)))
+                    i = data.find(w, i + 1)
+        return hits, n
+
+
+cdef inline unsigned int _hash8(uint64_t gram) noexcept:
+    return <unsigned int>((gram * 0x9E3779B97F4A7C15ULL) >> (64 - GRAM_BITS))
+
+
+cdef inline unsigned int _hash4(uint32_t gram) noexcept:
+    return (gram * 2654435761u) >> (32 - GRAM_BITS)

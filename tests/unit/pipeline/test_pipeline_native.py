@@ -1,0 +1,194 @@
+"""The compiled hot path (`_native.pyx`) against plain definitions.
+
+- `decode_pruned` decodes exactly what orjson decodes, minus the keys the spec leaves out, and
+  refuses (ValueError) every text orjson refuses;
+- reading JSONL pruned gives the same analysis as reading the whole measurement, for every
+  OONI sample and lab measurement;
+- `LiteralSet.find` finds every occurrence that a naive search finds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dideban.pipeline import _native
+from dideban.pipeline.analysis import analyze
+from dideban.pipeline.fingerprints import default_db
+from dideban.pipeline.readers import RawMeasurement, iter_lines, read_paths
+
+ROOT = Path(__file__).resolve().parents[3]
+SAMPLES = ROOT / "tests" / "fixtures" / "ooni-samples"
+LAB = Path(__file__).parent / "data" / "lab_iran_websites.jsonl"
+
+# JSON values as orjson round-trips them (finite floats, integers within 64 bits).
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text()
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=8), inner, max_size=5)
+    ),
+    max_leaves=40,
+)
+
+
+def dumps(value: Any, style: int) -> bytes:
+    if style == 0:
+        return orjson.dumps(value)
+    if style == 1:
+        return json.dumps(value, ensure_ascii=True).encode()  # \\uXXXX escapes, pairs too
+    return json.dumps(value, ensure_ascii=False, indent=1).encode()  # raw UTF-8, whitespace
+
+
+def prune(value: Any, spec: Any) -> Any:
+    """The spec's meaning, in plain Python (see `_native.pyx`)."""
+    if spec is None:
+        return value
+    if isinstance(spec, dict) and isinstance(value, dict):
+        return {k: prune(v, spec[k]) for k, v in value.items() if k in spec}
+    if isinstance(spec, list) and isinstance(value, list):
+        return [prune(v, spec[0]) for v in value]
+    return value
+
+
+def spec_for(value: Any, draw: st.DrawFn) -> Any:
+    """A random spec that fits `value` (keeps some keys, descends into some)."""
+    if isinstance(value, dict) and value and draw(st.booleans()):
+        keys = draw(st.lists(st.sampled_from(sorted(value)), unique=True))
+        return {k: spec_for(value[k], draw) for k in keys} | {"not-there": None}
+    if isinstance(value, list) and value and draw(st.booleans()):
+        return [spec_for(value[0], draw)]
+    return None
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(json_values, st.integers(0, 2), st.data())
+def test_decode_pruned_is_orjson_minus_the_pruned_keys(
+    value: Any, style: int, data: st.DataObject
+) -> None:
+    text = dumps(value, style)
+    whole = orjson.loads(text)
+    assert _native.decode_pruned(text, None) == whole
+    spec = spec_for(value, data.draw)
+    assert _native.decode_pruned(text, spec) == prune(whole, spec)
+    assert _native.decode_pruned(memoryview(b"  " + text + b"\n")[2:], spec) == prune(whole, spec)
+
+
+@settings(max_examples=500)
+@given(json_values, st.data())
+def test_decode_pruned_refuses_what_orjson_refuses(value: Any, data: st.DataObject) -> None:
+    text = bytearray(orjson.dumps({"k": value, "s": 'é\\"x'}))
+    for _ in range(data.draw(st.integers(1, 3))):
+        pos = data.draw(st.integers(0, len(text) - 1))
+        op = data.draw(st.sampled_from(["set", "delete", "insert"]))
+        byte = data.draw(st.sampled_from(b'{}[],:"\\ 0-1.eE+tfnu\x00\x1f\x80\xc3\xa9\xff'))
+        if op == "set":
+            text[pos] = byte
+        elif op == "delete":
+            del text[pos]
+        else:
+            text.insert(pos, byte)
+    raw = bytes(text)
+    try:
+        expected = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        with pytest.raises(ValueError):
+            _native.decode_pruned(raw, None)
+        return
+    assert _native.decode_pruned(raw, None) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b'{"a": NaN}',
+        b'{"a": Infinity}',
+        b'{"a": "\\ud800"}',
+        b'["\\udc00x"]',
+        b"[" * 600 + b"]" * 600,
+    ],
+)
+def test_decode_pruned_leaves_the_lenient_cases_to_the_reference(text: bytes) -> None:
+    with pytest.raises(_native.Unsupported):
+        _native.decode_pruned(text, None)
+    # ... and reading goes on: the standard parser takes such a line (here the value is one the
+    # analysis reads; in a skipped value a lone surrogate is let through, as json lets it).
+    line = b'{"test_name": "x", "measurement_uid": "u", "test_keys": {"control": ' + text + b"}}"
+    (item,) = iter_lines(line, "f")
+    assert isinstance(item, RawMeasurement) and item.view is item.doc
+
+
+def _analysis_dump(raw: RawMeasurement) -> str:
+    a = analyze(raw, default_db())
+    return json.dumps(
+        [
+            dataclasses.asdict(a.verdict),
+            sorted(a.facts),
+            [dataclasses.asdict(o) for o in a.observations],
+        ],
+        default=str,
+        sort_keys=True,
+    )
+
+
+def test_pruned_reading_gives_the_analysis_of_the_whole_measurement() -> None:
+    """PRUNE_SPEC names everything the analysis reads: over every sample and lab measurement,
+    the analysis of the pruned view equals that of the whole document."""
+    compared = 0
+    for item in read_paths([SAMPLES, LAB]):
+        if not isinstance(item, RawMeasurement) or not item.uid:
+            continue
+        whole = item.doc
+        text = orjson.dumps(dict(whole, measurement_uid=item.uid))
+        (pruned,) = iter_lines(text, item.path)
+        assert isinstance(pruned, RawMeasurement)
+        assert pruned.view is not whole and pruned._text is not None, "read through the pruned path"
+        full = RawMeasurement(orjson.loads(text), item.uid, False, item.path, 1)
+        assert _analysis_dump(pruned) == _analysis_dump(full), item.path
+        compared += 1
+    assert compared >= 70
+
+
+def test_the_whole_document_is_there_on_demand_and_then_used() -> None:
+    text = b'{"test_name": "web_connectivity", "measurement_uid": "u", "extra": [1], "test_keys": {"blocking": false, "x": 1}}'
+    (item,) = iter_lines(text, "f")
+    assert isinstance(item, RawMeasurement)
+    assert "extra" not in item.view and "x" not in item.view["test_keys"]
+    assert item.doc == orjson.loads(text)
+    item.doc["test_keys"]["blocking"] = "dns"
+    assert item.view["test_keys"]["blocking"] == "dns"  # changes to the doc are what is analysed
+
+
+words_st = st.lists(
+    st.text(alphabet="abé\ufffd<t", min_size=1, max_size=10), min_size=1, max_size=30, unique=True
+)
+
+
+@settings(max_examples=300)
+@given(words_st, st.text(alphabet="abé\ufffd<tx", max_size=200))
+def test_literal_set_finds_every_occurrence(words: list[str], text: str) -> None:
+    data = text.encode()
+    naive = set()
+    for k, w in enumerate(words):
+        wb = w.encode()
+        i = data.find(wb)
+        while i >= 0:
+            naive.add((k, i, i + len(wb)))
+            i = data.find(wb, i + 1)
+    hits, size = _native.LiteralSet(words).find(text)
+    assert size == len(data)
+    assert sorted(hits) == sorted(naive) and len(hits) == len(naive)
+    assert _native.LiteralSet(words).find(data)[0] == hits
