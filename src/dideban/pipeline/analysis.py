@@ -112,6 +112,39 @@ def is_bogon(ip: str) -> bool:
     return known
 
 
+def _any_bogon(addrs: set[str]) -> bool:
+    """`any(is_bogon(a) for a in addrs)`, reading `_BOGON_CACHE` without a call per address."""
+    for a in addrs:
+        known = _BOGON_CACHE.get(a)
+        if known is None:
+            known = is_bogon(a)
+        if known:
+            return True
+    return False
+
+
+# The control's answers repeat as the probe's do: remember which strings are addresses.
+_IP_CACHE: dict[str, bool] = {}
+
+
+def _addresses(values: Any) -> set[Any]:
+    """`{a for a in values if _is_ip(a)}`, each string checked once (values of other types,
+    possibly unhashable, always checked)."""
+    out = set()
+    for a in values:
+        if a.__class__ is str:
+            ok = _IP_CACHE.get(a)
+            if ok is None:
+                if len(_IP_CACHE) >= _BOGON_CACHE_MAX:
+                    _IP_CACHE.clear()
+                ok = _IP_CACHE[a] = _is_ip(a)
+        else:
+            ok = _is_ip(a)
+        if ok:
+            out.add(a)
+    return out
+
+
 # Documentation ranges count as routable here: the censorship lab addresses its "Internet"
 # from them (ipaddress calls them private).
 _LAB_OK = ipaddress.ip_network("198.18.0.0/15")
@@ -237,7 +270,9 @@ def _web_connectivity(tk: dict[str, Any], ex: Extracted, url: str | None) -> _Fa
     reqs = ex.http
     if url is None and reqs and reqs[-1].url:
         url = reqs[-1].url
-    hostname, scheme = _host_scheme(url or "")
+    url = url or ""
+    # `_host_scheme(url)`, its cache read first without a call (a 2-tuple is never false).
+    hostname, scheme = _URL_CACHE.get(url) or _host_scheme(url)
     host = hostname or ""
     https = scheme == "https"
     control = tk.get("control")
@@ -271,17 +306,21 @@ def _web_connectivity(tk: dict[str, Any], ex: Extracted, url: str | None) -> _Fa
 
     # DNS
     dns_obs = ex.dns
-    own = [o for o in dns_obs if o.hostname == host] or dns_obs
-    p_addrs = {o.ip for o in own if o.ip}
     p_fail = tk.get("dns_experiment_failure")
     if not isinstance(p_fail, str):
         p_fail = None
-    if p_fail is None and own and not p_addrs:
-        p_fail = next((o.failure for o in own if o.failure), None)
+    # The addresses the probe got for the measured host, else for any host it looked up;
+    # with none, the failure of those lookups.
+    p_addrs = {o.ip for o in dns_obs if o.ip and o.hostname == host}
+    if not p_addrs:
+        own = [o for o in dns_obs if o.hostname == host] or dns_obs
+        p_addrs = {o.ip for o in own if o.ip}
+        if p_fail is None and own and not p_addrs:
+            p_fail = next((o.failure for o in own if o.failure), None)
     c_fail = c_dns.get("failure")
     if not isinstance(c_fail, str):
         c_fail = None
-    c_addrs = {a for a in c_dns.get("addrs") or [] if _is_ip(a)} if c_dns else set()
+    c_addrs = _addresses(c_dns.get("addrs") or ()) if c_dns else set()
     c_dns_known = (
         control_usable and bool(c_dns) and (c_fail is not None or c_dns.get("addrs") is not None)
     )
@@ -296,7 +335,7 @@ def _web_connectivity(tk: dict[str, Any], ex: Extracted, url: str | None) -> _Fa
             s_dns = layer_scores("dns", p_fail, None)
     elif p_addrs:
         s_dns = OK3
-        if fp_dns or (any(is_bogon(a) for a in p_addrs) and not any(is_bogon(a) for a in c_addrs)):
+        if fp_dns or (_any_bogon(p_addrs) and not _any_bogon(c_addrs)):
             dns_inconsistent = True
             s_dns = CONFIRMED3
         elif (c_dns_known and c_fail in NXDOMAIN) or (
@@ -452,23 +491,18 @@ def _im(name: str, tk: dict[str, Any], ex: Extracted) -> _Facts:
     if dns:
         # Failed lookups only: services publish loopback answers on purpose
         # (uptime.signal.org is 127.0.0.1).
-        bad = [o for o in dns if o.failure]
-        hosts = {o.hostname for o in dns}
-        ok_hosts = {o.hostname for o in dns if o.ip}
-        s_dns = OK3 if not bad else BLOCKED_90
-        if hosts - ok_hosts:
+        # One pass keeps the few observations with a failure or without an address: a host
+        # none of whose lookups gave an address is one of theirs.
+        odd = [o for o in dns if o.failure or not o.ip]
+        s_dns = BLOCKED_90 if any(o.failure for o in odd) else OK3
+        no_ip = {o.hostname for o in odd if not o.ip}
+        if no_ip and no_ip - {o.hostname for o in dns if o.ip}:
             facts.add("dns_failed")
     tcp = ex.tcp
     if tcp:
         failed = [o for o in tcp if o.failure]
         s_tcp = OK3 if not failed else blocked(0.75 * len(failed) / len(tcp))
-        by_port: dict[int | None, list[Observation]] = {}
-        for o in tcp:
-            by_port.setdefault(o.port, []).append(o)
-        if failed and (
-            len(failed) == len(tcp)
-            or (name == "telegram" and any(all(x.failure for x in g) for g in by_port.values()))
-        ):
+        if failed and (len(failed) == len(tcp) or (name == "telegram" and _a_port_all_failed(tcp))):
             facts.add("tcp_blocked")
     tls = ex.tls
     if tls:
@@ -480,6 +514,14 @@ def _im(name: str, tk: dict[str, Any], ex: Extracted) -> _Facts:
         if api_fail and len(api_fail) == len([h for h in ex.http if "web." not in (h.url or "")]):
             facts.add("http_blocked")
     return facts, s_dns, s_tcp, s_tls, s_http
+
+
+def _a_port_all_failed(tcp: list[Observation]) -> bool:
+    """Whether every connect to some port failed (Telegram's data centres on port 80, say)."""
+    by_port: dict[int | None, list[Observation]] = {}
+    for o in tcp:
+        by_port.setdefault(o.port, []).append(o)
+    return any(all(x.failure for x in g) for g in by_port.values())
 
 
 def _tor(tk: dict[str, Any]) -> set[str]:
@@ -607,7 +649,9 @@ def analyze(raw: RawMeasurement, fpdb: FingerprintDB) -> Analysis:
     else:
         fp_names = []
         confirmed = out.confirmed
-    domain = _host_scheme(inp_s)[0] if inp_s and "://" in inp_s else inp_s
+    domain = (
+        (_URL_CACHE.get(inp_s) or _host_scheme(inp_s))[0] if inp_s and "://" in inp_s else inp_s
+    )
     probe_blocking_raw = tk.get("blocking")
     probe_blocking = (
         None
