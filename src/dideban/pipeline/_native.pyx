@@ -25,7 +25,6 @@ Infinity, lone surrogates in \\u escapes), and nesting deeper than 512.
 """
 
 cimport cython
-from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.ref cimport PyObject
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.dict cimport PyDict_SetItem
@@ -38,7 +37,7 @@ from libc.stdint cimport uint32_t, uint64_t
 from libc.string cimport memcmp, memcpy, memset
 
 
-cdef inline uint64_t _has_zero(uint64_t v) noexcept:
+cdef inline uint64_t _has_zero(uint64_t v) noexcept nogil:
     """High bit set in each byte of v that is zero, possibly also in bytes above a zero
     byte (enough to decide whether to look closer)."""
     return (v - 0x0101010101010101ULL) & ~v
@@ -90,6 +89,216 @@ cdef bint _valid_utf8(const unsigned char *s, Py_ssize_t n) noexcept:
         else:
             return False
     return True
+
+
+cdef extern from *:
+    int __builtin_ctzll(unsigned long long) nogil
+
+
+cdef inline int _utf8_char(const unsigned char *s, Py_ssize_t avail) noexcept nogil:
+    """Length of the well-formed UTF-8 character (not ASCII) at s, or 0."""
+    cdef unsigned char c = s[0], d
+    if 0xC2 <= c <= 0xDF:
+        if avail >= 2 and (s[1] & 0xC0) == 0x80:
+            return 2
+        return 0
+    if 0xE0 <= c <= 0xEF:
+        if avail < 3:
+            return 0
+        d = s[1]
+        if (d & 0xC0) != 0x80 or (s[2] & 0xC0) != 0x80:
+            return 0
+        if (c == 0xE0 and d < 0xA0) or (c == 0xED and d > 0x9F):
+            return 0
+        return 3
+    if 0xF0 <= c <= 0xF4:
+        if avail < 4:
+            return 0
+        d = s[1]
+        if (d & 0xC0) != 0x80 or (s[2] & 0xC0) != 0x80 or (s[3] & 0xC0) != 0x80:
+            return 0
+        if (c == 0xF0 and d < 0x90) or (c == 0xF4 and d > 0x8F):
+            return 0
+        return 4
+    return 0
+
+
+cdef inline bint _is_hex(unsigned char c) noexcept nogil:
+    return (48 <= c <= 57) or (97 <= c <= 102) or (65 <= c <= 70)
+
+
+cdef inline Py_ssize_t _skip_string(const unsigned char *s, Py_ssize_t j, Py_ssize_t n) noexcept nogil:
+    """From just after a string's opening quote to just after its closing one, checking it
+    (escapes, no control characters, UTF-8); -1 if it is not valid. Lone surrogates in
+    \\u escapes are let through, as the standard parser lets them through."""
+    cdef uint64_t w, special
+    cdef unsigned char c, d
+    cdef int k
+    while True:
+        # Eight bytes at a time to the first quote, backslash, control or non-ASCII byte
+        # (the lowest flagged byte of each test below is always a true one).
+        while j + 8 <= n:
+            memcpy(&w, s + j, 8)
+            special = (
+                _has_zero(w ^ 0x2222222222222222ULL)
+                | _has_zero(w ^ 0x5C5C5C5C5C5C5C5CULL)
+                | ((w - 0x2020202020202020ULL) & ~w)
+                | w
+            ) & 0x8080808080808080ULL
+            if special:
+                j += __builtin_ctzll(special) >> 3
+                break
+            j += 8
+        if j >= n:
+            return -1
+        c = s[j]
+        if c == 34:
+            return j + 1
+        if c == 92:
+            if j + 1 >= n:
+                return -1
+            d = s[j + 1]
+            if d == 117:
+                if j + 6 > n or not (
+                    _is_hex(s[j + 2]) and _is_hex(s[j + 3]) and _is_hex(s[j + 4])
+                    and _is_hex(s[j + 5])
+                ):
+                    return -1
+                j += 6
+            elif d == 34 or d == 92 or d == 47 or d == 98 or d == 102 or d == 110 or d == 114 or d == 116:
+                j += 2
+            else:
+                return -1
+        elif c < 32:
+            return -1
+        elif c >= 128:
+            k = _utf8_char(s + j, n - j)
+            if k == 0:
+                return -1
+            j += k
+        else:
+            j += 1
+
+
+cdef inline Py_ssize_t _skip_ws(const unsigned char *s, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
+    cdef unsigned char c
+    while i < n:
+        c = s[i]
+        if c == 32 or c == 10 or c == 13 or c == 9:
+            i += 1
+        else:
+            break
+    return i
+
+
+cdef inline Py_ssize_t _skip_number(const unsigned char *s, Py_ssize_t j, Py_ssize_t n) noexcept nogil:
+    """Past a number in JSON's grammar, or -1."""
+    if j < n and s[j] == 45:
+        j += 1
+    if j >= n or not (48 <= s[j] <= 57):
+        return -1
+    if s[j] == 48:
+        j += 1
+    else:
+        while j < n and 48 <= s[j] <= 57:
+            j += 1
+    if j < n and s[j] == 46:
+        j += 1
+        if j >= n or not (48 <= s[j] <= 57):
+            return -1
+        while j < n and 48 <= s[j] <= 57:
+            j += 1
+    if j < n and (s[j] == 101 or s[j] == 69):
+        j += 1
+        if j < n and (s[j] == 43 or s[j] == 45):
+            j += 1
+        if j >= n or not (48 <= s[j] <= 57):
+            return -1
+        while j < n and 48 <= s[j] <= 57:
+            j += 1
+    return j
+
+
+cdef Py_ssize_t _skip_value(const unsigned char *s, Py_ssize_t i, Py_ssize_t n, int depth) noexcept nogil:
+    """Past the JSON value at i (after whitespace), checking it as it goes; -1 if it is not
+    valid JSON (or nests beyond MAX_DEPTH). One loop with its own stack of open brackets:
+    this is where most of a measurement's text goes by, key after key of parts the analysis
+    never reads."""
+    cdef unsigned char stack[520]
+    cdef int top = 0
+    cdef unsigned char c
+    cdef int limit = MAX_DEPTH - depth
+    while True:
+        # A value.
+        i = _skip_ws(s, i, n)
+        if i >= n:
+            return -1
+        c = s[i]
+        if c == 34:
+            i = _skip_string(s, i + 1, n)
+        elif c == 123 or c == 91:
+            i = _skip_ws(s, i + 1, n)
+            if i < n and s[i] == c + 2:  # {} or []
+                i += 1
+            else:
+                if top >= limit:
+                    return -1
+                stack[top] = c
+                top += 1
+                if c == 123:
+                    # The first key.
+                    if i >= n or s[i] != 34:
+                        return -1
+                    i = _skip_string(s, i + 1, n)
+                    if i < 0:
+                        return -1
+                    i = _skip_ws(s, i, n)
+                    if i >= n or s[i] != 58:
+                        return -1
+                    i += 1
+                continue
+        elif c == 116:
+            if i + 4 > n or memcmp(s + i, b"true", 4) != 0:
+                return -1
+            i += 4
+        elif c == 102:
+            if i + 5 > n or memcmp(s + i, b"false", 5) != 0:
+                return -1
+            i += 5
+        elif c == 110:
+            if i + 4 > n or memcmp(s + i, b"null", 4) != 0:
+                return -1
+            i += 4
+        else:
+            i = _skip_number(s, i, n)
+        if i < 0:
+            return -1
+        # After a value: close brackets, or a comma and the next value (key first in objects).
+        while True:
+            if top == 0:
+                return i
+            i = _skip_ws(s, i, n)
+            if i >= n:
+                return -1
+            c = s[i]
+            i += 1
+            if c == 44:
+                if stack[top - 1] == 123:
+                    i = _skip_ws(s, i, n)
+                    if i >= n or s[i] != 34:
+                        return -1
+                    i = _skip_string(s, i + 1, n)
+                    if i < 0:
+                        return -1
+                    i = _skip_ws(s, i, n)
+                    if i >= n or s[i] != 58:
+                        return -1
+                    i += 1
+                break
+            if c == stack[top - 1] + 2:
+                top -= 1
+                continue
+            return -1
 
 
 # -- the spec, compiled ---------------------------------------------------------------------
@@ -213,8 +422,9 @@ cdef class _Parser:
     # opening quote) and returns the index of the closing quote; `escaped` tells whether
     # there is any backslash in it, `high` whether any byte is non-ASCII.
     cdef Py_ssize_t scan_string(self, bint *escaped, bint *high) except -1:
-        # Eight bytes at a time while none of them is a quote, a backslash, a control
-        # character or non-ASCII (the usual case: long runs of plain text), then byte by byte.
+        """The index of the closing quote of the string that opens at self.i; `escaped`:
+        whether it has a backslash, `high`: whether it has non-ASCII bytes (checked where
+        it is decoded)."""
         cdef Py_ssize_t j = self.i + 1
         cdef const unsigned char *s = self.s
         cdef Py_ssize_t n = self.n
@@ -225,12 +435,13 @@ cdef class _Parser:
             while j + 8 <= n:
                 memcpy(&w, s + j, 8)
                 special = (
-                    _has_zero(w ^ 0x2222222222222222ULL)      # "
-                    | _has_zero(w ^ 0x5C5C5C5C5C5C5C5CULL)    # backslash
-                    | ((w - 0x2020202020202020ULL) & ~w)      # < 0x20
-                    | w                                        # >= 0x80
+                    _has_zero(w ^ 0x2222222222222222ULL)
+                    | _has_zero(w ^ 0x5C5C5C5C5C5C5C5CULL)
+                    | ((w - 0x2020202020202020ULL) & ~w)
+                    | w
                 ) & 0x8080808080808080ULL
                 if special:
+                    j += __builtin_ctzll(special) >> 3
                     break
                 j += 8
             if j >= n:
@@ -243,12 +454,12 @@ cdef class _Parser:
             if c == 92:  # backslash: skip the escaped character (checked when decoded)
                 esc = True
                 j += 2
-                continue
-            if c < 32:
+            elif c < 32:
                 raise Unsupported("control character in a string")
-            if c >= 128:
-                hi = True
-            j += 1
+            else:
+                if c >= 128:
+                    hi = True
+                j += 1
 
     cdef object string(self):
         """The string at self.i, decoded."""
@@ -421,7 +632,10 @@ cdef class _Parser:
         self.buf[size] = 0
         self.i = end
         if is_int:
-            return PyLong_FromString(self.buf, NULL, 10)
+            value = PyLong_FromString(self.buf, NULL, 10)
+            if size > 18 and not (-9223372036854775808 <= value <= 18446744073709551615):
+                raise Unsupported("integer beyond 64 bits")  # orjson makes it a float
+            return value
         cdef double d = PyOS_string_to_double(self.buf, NULL, NULL)
         if d == HUGE_VAL or d == -HUGE_VAL:
             raise Unsupported("number out of range")  # orjson refuses it, json gives inf
@@ -455,49 +669,10 @@ cdef class _Parser:
         return self.number()
 
     cdef int skip(self, int depth) except -1:
-        cdef int c = self.peek()
-        if depth > MAX_DEPTH:
-            raise Unsupported("nested too deep")
-        if c == 34:
-            return self.skip_string()
-        if c == 123:
-            self.i += 1
-            if self.peek() == 125:
-                self.i += 1
-                return 0
-            while True:
-                if self.peek() != 34:
-                    raise Unsupported("expected a key")
-                self.skip_string()
-                self.expect(58)
-                self.skip(depth + 1)
-                c = self.peek()
-                self.i += 1
-                if c == 125:
-                    return 0
-                if c != 44:
-                    raise Unsupported("expected ',' or '}'")
-        if c == 91:
-            self.i += 1
-            if self.peek() == 93:
-                self.i += 1
-                return 0
-            while True:
-                self.skip(depth + 1)
-                c = self.peek()
-                self.i += 1
-                if c == 93:
-                    return 0
-                if c != 44:
-                    raise Unsupported("expected ',' or ']'")
-        if c == 116:
-            return self.literal("true", 4)
-        if c == 102:
-            return self.literal("false", 5)
-        if c == 110:
-            return self.literal("null", 4)
-        cdef bint is_int
-        self.i = self.scan_number(&is_int)
+        cdef Py_ssize_t j = _skip_value(self.s, self.i, self.n, depth)
+        if j < 0:
+            raise Unsupported(f"invalid JSON after byte {self.i}")
+        self.i = j
         return 0
 
     cdef object obj(self, _Node node, int depth):
@@ -653,19 +828,11 @@ cdef inline object _get(object d, str key):
     return <object>v
 
 
-cdef object _OBS_FIELDS = None
-
-
-cdef object _observation(tuple values):
-    """An `Observation` from its field values in order, without running the dataclass's
-    __init__ (a Python function call per field is most of what building one costs)."""
-    global _OBS_FIELDS
-    if _OBS_FIELDS is None:
-        import dataclasses
-        _OBS_FIELDS = tuple(f.name for f in dataclasses.fields(Observation))
-    o = Observation.__new__(Observation)
-    o.__dict__.update(zip(_OBS_FIELDS, values))
-    return o
+cdef inline object _observation(tuple values):
+    """An `Observation` from its field values in order. (Calling the dataclass is the fast
+    way: CPython 3.11 stores its __init__'s attributes inline; building the instance dict
+    by hand is three times slower.)"""
+    return Observation(*values)
 
 
 cdef list _headers_of(object resp):
@@ -824,6 +991,9 @@ def extract(dict test_keys, str uid, str probe_cc, fpdb):
 
 # -- many literals in one text ---------------------------------------------------------------
 
+cdef extern from "string.h":
+    void *memmem(const void *haystack, size_t haystacklen, const void *needle, size_t needlelen) nogil
+
 cdef extern from "Python.h":
     const char *PyUnicode_AsUTF8AndSize(object text, Py_ssize_t *size) except NULL
 
@@ -890,6 +1060,7 @@ cdef class LiteralSet:
         cdef unsigned int h
         cdef list hits = []
         cdef bytes w
+        cdef const char *found
         cdef bint any4 = len(self.anchors4) > 0
         if type(text) is str:
             s = PyUnicode_AsUTF8AndSize(text, &n)
@@ -919,13 +1090,17 @@ cdef class LiteralSet:
                         if i + size <= n and memcmp(s + i, <const char *>w, size) == 0:
                             hits.append((k, i, i + size))
         if self.short:
-            data = PyBytes_FromStringAndSize(s, n)
             for k in self.short:
                 w = <bytes>self.words[k]
-                i = data.find(w)
-                while i >= 0:
-                    hits.append((k, i, i + len(w)))
-                    i = data.find(w, i + 1)
+                size = len(w)
+                i = 0
+                while True:
+                    found = <const char *>memmem(s + i, n - i, <const char *>w, size)
+                    if found == NULL:
+                        break
+                    start = found - s
+                    hits.append((k, start, start + size))
+                    i = start + 1
         return hits, n
 
 

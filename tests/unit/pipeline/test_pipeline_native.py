@@ -108,7 +108,11 @@ def test_decode_pruned_refuses_what_orjson_refuses(value: Any, data: st.DataObje
         with pytest.raises(ValueError):
             _native.decode_pruned(raw, None)
         return
-    assert _native.decode_pruned(raw, None) == expected
+    try:
+        got = _native.decode_pruned(raw, None)
+    except _native.Unsupported:
+        return  # left to the reference decoders (an integer beyond 64 bits, which orjson rounds)
+    assert got == expected
 
 
 @pytest.mark.parametrize(
