@@ -25,7 +25,7 @@ Infinity, lone surrogates in \\u escapes), and nesting deeper than 512.
 """
 
 cimport cython
-from cpython.ref cimport PyObject
+from cpython.ref cimport Py_INCREF, Py_XDECREF, PyObject
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.dict cimport PyDict_SetItem
 from cpython.float cimport PyFloat_FromDouble
@@ -43,6 +43,8 @@ cdef inline uint64_t _has_zero(uint64_t v) noexcept nogil:
     return (v - 0x0101010101010101ULL) & ~v
 
 cdef extern from "Python.h":
+    Py_ssize_t PyUnicode_GET_LENGTH(object text)
+    void *PyUnicode_DATA(object text)
     PyObject *PyDict_GetItemWithError(object d, object key) except? NULL
     double PyOS_string_to_double(const char *s, char **endptr, PyObject *overflow_exception) except? -1.0
     object PyLong_FromString(const char *str, char **pend, int base)
@@ -54,6 +56,10 @@ class Unsupported(ValueError):
 
 
 cdef int MAX_DEPTH = 512
+
+cdef enum:
+    SHORT = 32          # strings up to this many bytes go through the cache
+    CACHE_SLOTS = 4096
 
 
 cdef bint _valid_utf8(const unsigned char *s, Py_ssize_t n) noexcept:
@@ -375,6 +381,7 @@ cdef class _Parser:
     cdef Py_ssize_t i
     cdef char *buf       # scratch for unescaped strings and number literals
     cdef Py_ssize_t cap
+    cdef PyObject *cache[CACHE_SLOTS]  # short ASCII strings (owned references)
 
     def __cinit__(self):
         self.cap = 4096
@@ -384,6 +391,8 @@ cdef class _Parser:
 
     def __dealloc__(self):
         free(self.buf)
+        for k in range(CACHE_SLOTS):
+            Py_XDECREF(self.cache[k])
 
     cdef int reserve(self, Py_ssize_t need) except -1:
         cdef char *grown
@@ -471,7 +480,30 @@ cdef class _Parser:
             return self.unescape(start, end)
         if high:
             return PyUnicode_DecodeUTF8(<const char *>self.s + start, end - start, "strict")
+        if end - start <= SHORT:
+            return self.short_ascii(start, end - start)
         return PyUnicode_FromStringAndSize(<const char *>self.s + start, end - start)
+
+    cdef object short_ascii(self, Py_ssize_t start, Py_ssize_t size):
+        """A short ASCII string, from a cache of the last ones seen by hash: keys, failure
+        strings, addresses, host names repeat within a measurement and across them, and a
+        cached str (its hash computed once) costs no allocation."""
+        cdef const unsigned char *p = self.s + start
+        cdef uint32_t h = 2166136261u
+        cdef Py_ssize_t k
+        for k in range(size):
+            h = (h ^ p[k]) * 16777619u
+        h &= CACHE_SLOTS - 1
+        cdef PyObject *hit = self.cache[h]
+        if hit != NULL and PyUnicode_GET_LENGTH(<object>hit) == size and memcmp(
+            PyUnicode_DATA(<object>hit), p, size
+        ) == 0:
+            return <object>hit
+        text = PyUnicode_FromStringAndSize(<const char *>p, size)
+        Py_XDECREF(hit)
+        Py_INCREF(text)
+        self.cache[h] = <PyObject *>text
+        return text
 
     cdef int skip_string(self) except -1:
         cdef bint escaped, high

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,7 +140,7 @@ def iter_lines(
     *,
     stop: int | None = None,
     copy: bool = False,
-) -> Iterator[RawMeasurement | ReadError]:
+) -> Generator[RawMeasurement | ReadError, None, int]:
     """Measurements from JSONL bytes; line numbers start at `first_line`.
 
     Each line is decoded pruned (`fields.PRUNE_SPEC`, by the compiled decoder) straight from
@@ -150,7 +150,8 @@ def iter_lines(
     strict), and these decide what is read and what error is reported.
 
     `stop`: read data[:stop] only. `copy`: each measurement keeps a copy of its line (for
-    a buffer that is reused), not a view of `data`."""
+    a buffer that is reused), not a view of `data`. Returns the number the next line would
+    have."""
     view = memoryview(data)
     find = data.find
     size = len(data) if stop is None else stop
@@ -190,6 +191,7 @@ def iter_lines(
                     continue
             yield measurement_of(obj, path, n, None)
         pos, n = end + 1, n + 1
+    return n
 
 
 # Plain JSONL is read in blocks of this size: memory stays flat whatever the file's size, and
@@ -221,8 +223,7 @@ def _read_jsonl_blocks(path: Path, p: str) -> Iterator[RawMeasurement | ReadErro
             cut = buf.rfind(b"\n", 0, size)
             if cut < 0:
                 continue
-            yield from iter_lines(buf, p, line, stop=cut, copy=True)
-            line += buf.count(b"\n", 0, cut) + 1
+            line = yield from iter_lines(buf, p, line, stop=cut, copy=True)
             rest = size - cut - 1
             buf[:rest] = buf[cut + 1 : size]
             size = rest

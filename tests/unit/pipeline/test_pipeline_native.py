@@ -196,3 +196,36 @@ def test_literal_set_finds_every_occurrence(words: list[str], text: str) -> None
     assert size == len(data)
     assert sorted(hits) == sorted(naive) and len(hits) == len(naive)
     assert _native.LiteralSet(words).find(data)[0] == hits
+
+
+@pytest.mark.parametrize("block", [1, 7, 64, 4096])
+def test_jsonl_read_in_blocks_is_read_as_a_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int
+) -> None:
+    """Lines cut by block boundaries, blank lines, bad lines and a last line without a newline
+    come out as from the whole file at once, with the same line numbers."""
+    import dideban.pipeline.readers as readers
+
+    lines = [
+        b"",
+        b'{"test_name": "a", "measurement_uid": "u1", "test_keys": {"blocking": false}}',
+        b"{bad",
+        b"",
+        b'{"test_name": "b", "measurement_uid": "u2", "test_keys": {"x": "' + b"y" * 300 + b'"}}',
+        b'{"test_name": "c", "test_keys": {}}',
+        b'{"test_name": "d", "measurement_uid": "u4"}',
+    ]
+    data = b"\n".join(lines)
+    path = tmp_path / "m.jsonl"
+    path.write_bytes(data)
+    whole = [
+        str(x) if not isinstance(x, RawMeasurement) else (x.uid, x.line, x.doc)
+        for x in iter_lines(data, str(path))
+    ]
+    monkeypatch.setattr(readers, "BLOCK_SIZE", block)
+    blocks = [
+        str(x) if not isinstance(x, RawMeasurement) else (x.uid, x.line, x.doc)
+        for x in readers.read_file(path)
+    ]
+    assert blocks == whole
+    assert [w[1] for w in whole if isinstance(w, tuple)] == [2, 5, 6, 7]
