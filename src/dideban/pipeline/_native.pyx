@@ -360,6 +360,8 @@ cdef object _compile(object spec):
     raise TypeError(f"bad prune spec: {spec!r}")
 
 
+# Compiled specs by the identity of the spec object (kept alive with it, so the id is not
+# reused while it is here); a few are expected (fields.PRUNE_SPEC), so the cache is small.
 _compiled = {}
 
 
@@ -367,6 +369,8 @@ cdef object _compiled_spec(object spec):
     key = id(spec)
     got = _compiled.get(key)
     if got is None or got[0] is not spec:
+        if len(_compiled) >= 16:
+            _compiled.clear()
         got = (spec, _compile(spec))
         _compiled[key] = got
     return got[1]
