@@ -248,9 +248,15 @@ def _same_page(final: HttpExchange, ctrl: dict[str, Any]) -> bool:
                 if w in final.title.split():
                     return True
                 break
+    # Headers: an uncommon header in both, or none in either (and the control has headers).
+    # The control's uncommon headers are a few; the probe's names are compared with them
+    # without first taking out its common ones.
     c_headers = _d(ctrl.get("headers"))
-    p_unc, c_unc = _uncommon(final.headers), _uncommon(c_headers)
-    return bool(p_unc & c_unc) or (not p_unc and not c_unc and bool(c_headers))
+    c_unc = _uncommon(c_headers)
+    p_names = {k.lower() for k, _ in final.headers if isinstance(k, str)}
+    if c_unc:
+        return not c_unc.isdisjoint(p_names)
+    return bool(c_headers) and p_names <= _COMMON_HEADERS
 
 
 CONFIRMED3: Triple = (1.0, 0.0, 0.0)
@@ -275,18 +281,16 @@ def _web_connectivity(tk: dict[str, Any], ex: Extracted, url: str | None) -> _Fa
     hostname, scheme = _URL_CACHE.get(url) or _host_scheme(url)
     host = hostname or ""
     https = scheme == "https"
+    # The control's DNS and HTTP results; its TCP and TLS ones are read only where a step
+    # failed (or addresses need vouching for).
     control = tk.get("control")
     if isinstance(control, dict) and control:
         c_dns = control.get("dns")
         c_dns = c_dns if isinstance(c_dns, dict) else _NO_DICT
         c_http = control.get("http_request")
         c_http = c_http if isinstance(c_http, dict) else _NO_DICT
-        c_tcp = control.get("tcp_connect")
-        c_tcp = c_tcp if isinstance(c_tcp, dict) else _NO_DICT
-        c_tls = control.get("tls_handshake")
-        c_tls = c_tls if isinstance(c_tls, dict) else _NO_DICT
     else:
-        control = c_dns = c_http = c_tcp = c_tls = _NO_DICT
+        control = c_dns = c_http = _NO_DICT
     c_http_ok = (
         bool(c_http) and c_http.get("failure") is None and (c_http.get("status_code") or 0) > 0
     )
@@ -320,10 +324,9 @@ def _web_connectivity(tk: dict[str, Any], ex: Extracted, url: str | None) -> _Fa
     c_fail = c_dns.get("failure")
     if not isinstance(c_fail, str):
         c_fail = None
-    c_addrs = _addresses(c_dns.get("addrs") or ()) if c_dns else set()
-    c_dns_known = (
-        control_usable and bool(c_dns) and (c_fail is not None or c_dns.get("addrs") is not None)
-    )
+    c_addrs_raw = c_dns.get("addrs")
+    c_addrs = _addresses(c_addrs_raw or ())
+    c_dns_known = control_usable and bool(c_dns) and (c_fail is not None or c_addrs_raw is not None)
     dns_inconsistent = False
     if p_fail is not None:
         if c_dns_known and c_fail is None:
@@ -339,9 +342,7 @@ def _web_connectivity(tk: dict[str, Any], ex: Extracted, url: str | None) -> _Fa
             dns_inconsistent = True
             s_dns = CONFIRMED3
         elif (c_dns_known and c_fail in NXDOMAIN) or (
-            c_dns_known
-            and not (p_addrs & c_addrs)
-            and not _vouched(p_addrs, ex, c_tcp, c_tls, c_addrs, control)
+            c_dns_known and not (p_addrs & c_addrs) and not _vouched(p_addrs, ex, c_addrs, control)
         ):
             dns_inconsistent = True
             s_dns = BLOCKED_80
@@ -362,7 +363,7 @@ def _web_connectivity(tk: dict[str, Any], ex: Extracted, url: str | None) -> _Fa
     if tcp_ok:
         s_tcp = OK3
     elif tcp_fail is not None:
-        ctrl_reached = _any_status_true(c_tcp) or c_http_ok
+        ctrl_reached = _any_status_true(_d(control.get("tcp_connect"))) or c_http_ok
         s_tcp = layer_scores("tcp", tcp_fail, ctrl_reached if control_usable else None)
         if ctrl_reached and control_usable and not dns_inconsistent:
             facts.add("tcp_all_failed")
@@ -382,7 +383,9 @@ def _web_connectivity(tk: dict[str, Any], ex: Extracted, url: str | None) -> _Fa
             if tls_fail is None:
                 tls_fail = o.failure
         if tls_fail is not None:
-            ctrl_tls_ok = _any_status_true(c_tls) or (c_http_ok and https)
+            ctrl_tls_ok = _any_status_true(_d(control.get("tls_handshake"))) or (
+                c_http_ok and https
+            )
             s_tls = layer_scores("tls", tls_fail, ctrl_tls_ok if control_usable else None)
             if ctrl_tls_ok and control_usable:
                 facts.add("tls_failed")
@@ -427,14 +430,7 @@ def _web_connectivity(tk: dict[str, Any], ex: Extracted, url: str | None) -> _Fa
     return facts, s_dns, s_tcp, s_tls, s_http
 
 
-def _vouched(
-    p_addrs: set[str],
-    ex: Extracted,
-    c_tcp: dict[str, Any],
-    c_tls: dict[str, Any],
-    c_addrs: set[str],
-    control: dict[str, Any],
-) -> bool:
+def _vouched(p_addrs: set[str], ex: Extracted, c_addrs: set[str], control: dict[str, Any]) -> bool:
     """Addresses the control cannot match may still be the site's (CDNs answer differently
     per country). They are vouched for when the probe completed a TLS handshake with one
     (certificate checked), when they share an ASN with the control's (newer controls carry
@@ -442,6 +438,7 @@ def _vouched(
     with its own addresses (the iCloud Private Relay case)."""
     if any(o.ip in p_addrs and o.failure is None for o in ex.tls):
         return True
+    c_tcp, c_tls = _d(control.get("tcp_connect")), _d(control.get("tls_handshake"))
     info = _d(control.get("ip_info"))
     c_asns = {_d(info.get(a)).get("asn") for a in c_addrs} - {None, 0}
     p_asns = {_d(info.get(a)).get("asn") for a in p_addrs} - {None, 0}
@@ -668,6 +665,9 @@ def analyze(raw: RawMeasurement, fpdb: FingerprintDB) -> Analysis:
             anomaly and probe_anomaly and probe_blocking != out.blocking_type
         )
     asn = doc.get("probe_asn")
+    start = doc.get("measurement_start_time")
+    # `_time(doc)`, its cache read first without a call (a datetime is never false).
+    when = (_TIME_CACHE.get(start) if start.__class__ is str else None) or _time(doc)
     v = Verdict(
         raw.uid,
         str(doc.get("report_id") or ""),
@@ -676,7 +676,7 @@ def analyze(raw: RawMeasurement, fpdb: FingerprintDB) -> Analysis:
         cc,
         str(asn) if asn is not None else "AS0",
         test_name,
-        _time(doc),
+        when,
         None,
         anomaly,
         confirmed and anomaly,
