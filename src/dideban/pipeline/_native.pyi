@@ -25,3 +25,12 @@ def extract(
 class LiteralSet:
     def __init__(self, words: list[str]) -> None: ...
     def find(self, text: str | bytes) -> tuple[list[tuple[int, int, int]], int]: ...
+
+QUERY: tuple[str, ...]
+ANSWER: tuple[str, ...]
+TCP_CONNECT: tuple[str, ...]
+TCP_STATUS: tuple[str, ...]
+TLS_HANDSHAKE: tuple[str, ...]
+REQUEST: tuple[str, ...]
+REQUEST_REQUEST: tuple[str, ...]
+REQUEST_RESPONSE: tuple[str, ...]

@@ -26,6 +26,7 @@ Infinity, lone surrogates in \\u escapes), and nesting deeper than 512.
 
 cimport cython
 from cpython.ref cimport Py_INCREF, Py_XDECREF, PyObject
+from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.dict cimport PyDict_SetItem
 from cpython.float cimport PyFloat_FromDouble
@@ -43,6 +44,7 @@ cdef inline uint64_t _has_zero(uint64_t v) noexcept nogil:
     return (v - 0x0101010101010101ULL) & ~v
 
 cdef extern from "Python.h":
+    PyObject *PyTuple_GET_ITEM(object t, Py_ssize_t i)
     Py_ssize_t PyUnicode_GET_LENGTH(object text)
     void *PyUnicode_DATA(object text)
     PyObject *PyDict_GetItemWithError(object d, object key) except? NULL
@@ -316,16 +318,18 @@ cdef class _Node:
     cdef list keys       # str (the dict keys of the result)
     cdef list children   # _Node, _Each or None (keep whole)
     cdef int count
+    cdef bint record     # make a tuple of the values in key order, not a dict
     cdef const char *ptrs[64]
     cdef Py_ssize_t lens[64]
 
-    def __init__(self, spec):
-        if len(spec) > 64:
+    def __init__(self, pairs, bint record):
+        if len(pairs) > 64:
             raise ValueError("a prune spec level names at most 64 keys")
+        self.record = record
         self.names = []
         self.keys = []
         self.children = []
-        for key, sub in spec.items():
+        for key, sub in pairs:
             name = key.encode("utf-8")
             self.ptrs[len(self.names)] = <const char *>name
             self.lens[len(self.names)] = len(name)
@@ -354,7 +358,9 @@ cdef object _compile(object spec):
     if spec is None:
         return None
     if isinstance(spec, dict):
-        return _Node(spec)
+        return _Node(list(spec.items()), False)
+    if isinstance(spec, tuple):
+        return _Node(list(spec), True)
     if isinstance(spec, list) and len(spec) == 1:
         return _Each(_compile(spec[0]))
     raise TypeError(f"bad prune spec: {spec!r}")
@@ -712,16 +718,25 @@ cdef class _Parser:
         return 0
 
     cdef object obj(self, _Node node, int depth):
-        """The object at self.i; with a node, only the node's keys are kept."""
-        cdef dict out = {}
+        """The object at self.i; with a node, only the node's keys are kept (in a dict, or
+        for a record node in a tuple, None for a key that is not there)."""
+        cdef object out
         cdef int c
         cdef Py_ssize_t end, start
         cdef bint escaped, high
         cdef int k
-        cdef object key
+        cdef object key, v
         cdef bytes kb
+        cdef PyObject *old
         if depth > MAX_DEPTH:
             raise Unsupported("nested too deep")
+        if node is not None and node.record:
+            out = PyTuple_New(node.count)
+            for k in range(node.count):
+                Py_INCREF(None)
+                PyTuple_SET_ITEM(out, k, None)
+        else:
+            out = {}
         self.i += 1
         if self.peek() == 125:
             self.i += 1
@@ -750,6 +765,13 @@ cdef class _Parser:
                 self.expect(58)
                 if k < 0:
                     self.skip(depth)
+                elif node.record:
+                    # A repeated key: the last one wins, as in a dict.
+                    v = self.value(node.children[k], depth)
+                    old = PyTuple_GET_ITEM(out, k)
+                    Py_INCREF(v)
+                    PyTuple_SET_ITEM(out, k, v)
+                    Py_XDECREF(old)
                 else:
                     PyDict_SetItem(out, node.keys[k], self.value(node.children[k], depth))
             c = self.peek()
@@ -864,17 +886,43 @@ cdef inline object _get(object d, str key):
     return <object>v
 
 
-cdef inline object _observation(tuple values):
-    """An `Observation` from its field values in order. (Calling the dataclass is the fast
-    way: CPython 3.11 stores its __init__'s attributes inline; building the instance dict
-    by hand is three times slower.)"""
-    return Observation(*values)
+# The archival records the extraction reads, as records: the keys, in the order of the tuple
+# `decode_pruned` makes for a tuple spec (`fields.PRUNE_SPEC` is built from these), and the
+# index of each.
+QUERY = ("transaction_id", "hostname", "engine", "failure", "t0", "t", "answers")
+ANSWER = ("ipv4", "ipv6", "hostname", "answer_type")
+TCP_CONNECT = ("transaction_id", "ip", "port", "status", "t0", "t")
+TCP_STATUS = ("failure",)
+TLS_HANDSHAKE = ("transaction_id", "address", "server_name", "failure", "t0", "t")
+REQUEST = ("transaction_id", "request", "response", "failure", "t0", "t")
+REQUEST_REQUEST = ("url",)
+REQUEST_RESPONSE = ("body", "headers_list", "headers", "code")
+
+cdef enum:
+    Q_TID, Q_HOSTNAME, Q_ENGINE, Q_FAILURE, Q_T0, Q_T, Q_ANSWERS
+    A_IPV4 = 0, A_IPV6, A_HOSTNAME, A_TYPE
+    C_TID = 0, C_IP, C_PORT, C_STATUS, C_T0, C_T
+    S_FAILURE = 0
+    H_TID = 0, H_ADDRESS, H_SERVER_NAME, H_FAILURE, H_T0, H_T
+    R_TID = 0, R_REQUEST, R_RESPONSE, R_FAILURE, R_T0, R_T
+    RQ_URL = 0
+    RS_BODY = 0, RS_HEADERS_LIST, RS_HEADERS, RS_CODE
 
 
-cdef list _headers_of(object resp):
+cdef inline object _record(object value, tuple keys):
+    """A record: a tuple as `decode_pruned` made it, or the same tuple from a whole
+    document's object; None for any other JSON value."""
+    if type(value) is tuple:
+        return value
+    if type(value) is dict:
+        return tuple([_get(value, k) for k in keys])
+    return None
+
+
+cdef list _headers_of(tuple resp):
     """`observations.headers_of`: (name, value) pairs from headers_list, else headers."""
     cdef list out = []
-    hl = _get(resp, "headers_list")
+    hl = resp[RS_HEADERS_LIST]
     if type(hl) is list:
         for item in <list>hl:
             if (type(item) is list or type(item) is tuple) and len(item) == 2:
@@ -886,7 +934,7 @@ cdef list _headers_of(object resp):
                         out.append((k, v))
         if out:
             return out
-    h = _get(resp, "headers")
+    h = resp[RS_HEADERS]
     if type(h) is dict:
         for k, v in (<dict>h).items():
             text = v if type(v) is str else as_text(v)
@@ -895,13 +943,16 @@ cdef list _headers_of(object resp):
     return out
 
 
+cdef tuple _NO_RESPONSE = (None, None, None, None)
+
+
 def extract(dict test_keys, str uid, str probe_cc, fpdb):
     cdef object ex = Extracted()
     cdef list obs = ex.observations
     cdef list matches = ex.matches
     cdef list dns, tcp, tls, names
     cdef bint any_answer
-    cdef object found
+    cdef object found, rec, a
 
     def fp_names(found):
         out = []
@@ -915,66 +966,70 @@ def extract(dict test_keys, str uid, str probe_cc, fpdb):
         dns = ex.dns
         match_dns = fpdb.match_dns
         for q in <list>queries:
-            if type(q) is not dict:
+            rec = _record(q, QUERY)
+            if rec is None:
                 continue
-            tid = _i(_get(q, "transaction_id"))
-            hostname = _s(_get(q, "hostname"))
-            engine = _s(_get(q, "engine"))
-            failure = _s(_get(q, "failure"))
-            t0 = _n(_get(q, "t0"))
-            t = _n(_get(q, "t"))
-            answers = _get(q, "answers")
+            tid = _i(rec[Q_TID])
+            hostname = _s(rec[Q_HOSTNAME])
+            engine = _s(rec[Q_ENGINE])
+            failure = _s(rec[Q_FAILURE])
+            t0 = _n(rec[Q_T0])
+            t = _n(rec[Q_T])
+            answers = rec[Q_ANSWERS]
             any_answer = False
             if type(answers) is list:
-                for a in <list>answers:
-                    if type(a) is not dict:
+                for answer in <list>answers:
+                    a = _record(answer, ANSWER)
+                    if a is None:
                         continue
                     any_answer = True
-                    value = _s(_get(a, "ipv4")) or _s(_get(a, "ipv6")) or _s(_get(a, "hostname"))
-                    atype = _get(a, "answer_type")
+                    value = _s(a[A_IPV4]) or _s(a[A_IPV6]) or _s(a[A_HOSTNAME])
+                    atype = a[A_TYPE]
                     is_ip = atype == "A" or atype == "AAAA"
                     found = match_dns(value) if value else None
-                    o = _observation((
+                    o = Observation(
                         uid, len(obs), "dns", tid, hostname, value if is_ip else None, None,
                         engine, value, None, None, None, None, None, failure, t0, t,
                         fp_names(found) if found else [],
-                    ))
+                    )
                     obs.append(o)
                     dns.append(o)
             if not any_answer:
-                o = _observation((
+                o = Observation(
                     uid, len(obs), "dns", tid, hostname, None, None, engine, None, None, None,
                     None, None, None, failure, t0, t, [],
-                ))
+                )
                 obs.append(o)
                 dns.append(o)
     connects = _get(test_keys, "tcp_connect")
     if type(connects) is list:
         tcp = ex.tcp
         for c in <list>connects:
-            if type(c) is not dict:
+            rec = _record(c, TCP_CONNECT)
+            if rec is None:
                 continue
-            status = _get(c, "status")
-            failure = _s(_get(status, "failure")) if type(status) is dict else None
-            o = _observation((
-                uid, len(obs), "tcp", _i(_get(c, "transaction_id")), None, _s(_get(c, "ip")),
-                _i(_get(c, "port")), None, None, None, None, None, None, None, failure,
-                _n(_get(c, "t0")), _n(_get(c, "t")), [],
-            ))
+            status = _record(rec[C_STATUS], TCP_STATUS)
+            failure = _s(status[S_FAILURE]) if status is not None else None
+            o = Observation(
+                uid, len(obs), "tcp", _i(rec[C_TID]), None, _s(rec[C_IP]), _i(rec[C_PORT]),
+                None, None, None, None, None, None, None, failure, _n(rec[C_T0]),
+                _n(rec[C_T]), [],
+            )
             obs.append(o)
             tcp.append(o)
     handshakes = _get(test_keys, "tls_handshakes")
     if type(handshakes) is list:
         tls = ex.tls
         for h in <list>handshakes:
-            if type(h) is not dict:
+            rec = _record(h, TLS_HANDSHAKE)
+            if rec is None:
                 continue
-            ip, port = split_address(_get(h, "address"))
-            o = _observation((
-                uid, len(obs), "tls", _i(_get(h, "transaction_id")), None, ip, port, None,
-                None, _s(_get(h, "server_name")), None, None, None, None,
-                _s(_get(h, "failure")), _n(_get(h, "t0")), _n(_get(h, "t")), [],
-            ))
+            ip, port = split_address(rec[H_ADDRESS])
+            o = Observation(
+                uid, len(obs), "tls", _i(rec[H_TID]), None, ip, port, None, None,
+                _s(rec[H_SERVER_NAME]), None, None, None, None, _s(rec[H_FAILURE]),
+                _n(rec[H_T0]), _n(rec[H_T]), [],
+            )
             obs.append(o)
             tls.append(o)
     requests = _get(test_keys, "requests")
@@ -984,16 +1039,17 @@ def extract(dict test_keys, str uid, str probe_cc, fpdb):
         header_names = fpdb.header_names
         http = ex.http
         for r in <list>requests:
-            if type(r) is not dict:
+            rec = _record(r, REQUEST)
+            if rec is None:
                 continue
-            req = _get(r, "request")
-            resp = _get(r, "response")
-            if type(resp) is not dict:
-                resp = {}
-            raw_body = _get(resp, "body")
+            req = _record(rec[R_REQUEST], REQUEST_REQUEST)
+            resp = _record(rec[R_RESPONSE], REQUEST_RESPONSE)
+            if resp is None:
+                resp = _NO_RESPONSE
+            raw_body = resp[RS_BODY]
             body = raw_body if type(raw_body) is str else as_text(raw_body)
             headers = _headers_of(resp)
-            code = _i(_get(resp, "code"))
+            code = _i(resp[RS_CODE])
             names = []
             if body:
                 found = match_body(body)
@@ -1007,20 +1063,20 @@ def extract(dict test_keys, str uid, str probe_cc, fpdb):
                     if found:
                         names += fp_names(found)
             title = title_of(body)
-            url = _s(_get(req, "url")) if type(req) is dict else None
+            url = _s(req[RQ_URL]) if req is not None else None
             if body is None:
                 blen = None
             elif body.isascii():
                 blen = len(body)
             else:
                 blen = len(body.encode("utf-8", "replace"))
-            failure = _s(_get(r, "failure"))
+            failure = _s(rec[R_FAILURE])
             http.append(HttpExchange(url, failure, code, body, headers, title, blen))
-            o = _observation((
-                uid, len(obs), "http", _i(_get(r, "transaction_id")), None, None, None, None,
-                None, None, url, code if code else None, blen, title, failure,
-                _n(_get(r, "t0")), _n(_get(r, "t")), names,
-            ))
+            o = Observation(
+                uid, len(obs), "http", _i(rec[R_TID]), None, None, None, None, None, None,
+                url, code if code else None, blen, title, failure, _n(rec[R_T0]),
+                _n(rec[R_T]), names,
+            )
             obs.append(o)
     return ex
 

@@ -5,12 +5,17 @@ certificates, network events, request headers..., is parsed and checked, never b
 analysis (`analysis.analyze`, `observations.extract`) must read nothing else: a test runs it
 over every sample with a document that records what is read, and fails on any other key.
 
-`None`: the value whole; a dict: an object's keys; `[spec]`: each element of an array.
+`None`: the value whole; a dict: an object's keys; a tuple of (key, spec) pairs: an object
+as a record, the tuple of those keys' values (the archival records that
+`observations.extract` reads; their keys are `_native.QUERY` etc.); `[spec]`: each element
+of an array.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from dideban.pipeline import _native
 
 WHOLE = None
 
@@ -27,30 +32,25 @@ ENVELOPE_READ = (
     "test_version", "measurement_start_time",
 )  # fmt: skip
 
+
+def record(keys: tuple[str, ...], **nested: Any) -> tuple[tuple[str, Any], ...]:
+    """The spec of a record: an object decoded to a tuple of these keys' values, in order
+    (None for a key that is not there); `nested` gives the spec of some of the values."""
+    return tuple((k, nested.get(k)) for k in keys)
+
+
 PRUNE_SPEC: dict[str, Any] = {
     **dict.fromkeys(ENVELOPE_READ),
     "test_keys": {
-        "queries": [
-            {
-                **dict.fromkeys(("transaction_id", "hostname", "engine", "failure", "t0", "t")),
-                "answers": [dict.fromkeys(("ipv4", "ipv6", "hostname", "answer_type"))],
-            }
-        ],
-        "tcp_connect": [
-            {
-                **dict.fromkeys(("transaction_id", "ip", "port", "t0", "t")),
-                "status": {"failure": WHOLE},
-            }
-        ],
-        "tls_handshakes": [
-            dict.fromkeys(("transaction_id", "address", "server_name", "failure", "t0", "t"))
-        ],
+        "queries": [record(_native.QUERY, answers=[record(_native.ANSWER)])],
+        "tcp_connect": [record(_native.TCP_CONNECT, status=record(_native.TCP_STATUS))],
+        "tls_handshakes": [record(_native.TLS_HANDSHAKE)],
         "requests": [
-            {
-                **dict.fromkeys(("transaction_id", "failure", "t0", "t")),
-                "request": {"url": WHOLE},
-                "response": dict.fromkeys(("body", "headers_list", "headers", "code")),
-            }
+            record(
+                _native.REQUEST,
+                request=record(_native.REQUEST_REQUEST),
+                response=record(_native.REQUEST_RESPONSE),
+            )
         ],
         **dict.fromkeys(TEST_KEYS_READ),
     },

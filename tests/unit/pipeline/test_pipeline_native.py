@@ -229,3 +229,52 @@ def test_jsonl_read_in_blocks_is_read_as_a_whole(
     ]
     assert blocks == whole
     assert [w[1] for w in whole if isinstance(w, tuple)] == [2, 5, 6, 7]
+
+
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [prefix]
+    if isinstance(value, dict):
+        for k, v in value.items():
+            out += _paths(v, (*prefix, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            out += _paths(v, (*prefix, i))
+    return out
+
+
+_RECORD_DOCS = [
+    item.doc
+    for item in read_paths([LAB])
+    if isinstance(item, RawMeasurement) and item.doc.get("test_keys")
+][:12]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(range(len(_RECORD_DOCS))), st.data())
+def test_records_of_any_shape_are_extracted_alike_pruned_or_whole(
+    k: int, data: st.DataObject
+) -> None:
+    """Any value anywhere in the records the extraction reads (a string where a number
+    belongs, an object where a list belongs, keys repeated...) gives the same analysis read
+    pruned (records as tuples) as read whole (records as dicts)."""
+    doc = json.loads(json.dumps(_RECORD_DOCS[k]))
+    doc["measurement_uid"] = "u"
+    tk = doc["test_keys"]
+    for _ in range(data.draw(st.integers(1, 4))):
+        key = data.draw(st.sampled_from(["queries", "tcp_connect", "tls_handshakes", "requests"]))
+        if key not in tk:
+            continue
+        path = data.draw(st.sampled_from(_paths(tk[key])))
+        new = data.draw(json_values)
+        if not path:
+            tk[key] = new
+            continue
+        parent = tk[key]
+        for step in path[:-1]:
+            parent = parent[step]
+        parent[path[-1]] = new
+    text = orjson.dumps(doc)
+    (pruned,) = iter_lines(text, "f")
+    assert isinstance(pruned, RawMeasurement) and pruned._text is not None
+    whole = RawMeasurement(orjson.loads(text), pruned.uid, False, "f", 1)
+    assert _analysis_dump(pruned) == _analysis_dump(whole)
