@@ -64,41 +64,6 @@ cdef enum:
     CACHE_SLOTS = 4096
 
 
-cdef bint _valid_utf8(const unsigned char *s, Py_ssize_t n) noexcept:
-    """Well-formed UTF-8 (RFC 3629: no overlongs, no surrogates, nothing above U+10FFFF)."""
-    cdef Py_ssize_t i = 0
-    cdef unsigned char c, d
-    while i < n:
-        c = s[i]
-        if c < 0x80:
-            i += 1
-        elif 0xC2 <= c <= 0xDF:
-            if i + 1 >= n or (s[i + 1] & 0xC0) != 0x80:
-                return False
-            i += 2
-        elif 0xE0 <= c <= 0xEF:
-            if i + 2 >= n:
-                return False
-            d = s[i + 1]
-            if (d & 0xC0) != 0x80 or (s[i + 2] & 0xC0) != 0x80:
-                return False
-            if (c == 0xE0 and d < 0xA0) or (c == 0xED and d > 0x9F):
-                return False
-            i += 3
-        elif 0xF0 <= c <= 0xF4:
-            if i + 3 >= n:
-                return False
-            d = s[i + 1]
-            if (d & 0xC0) != 0x80 or (s[i + 2] & 0xC0) != 0x80 or (s[i + 3] & 0xC0) != 0x80:
-                return False
-            if (c == 0xF0 and d < 0x90) or (c == 0xF4 and d > 0x8F):
-                return False
-            i += 4
-        else:
-            return False
-    return True
-
-
 cdef extern from *:
     int __builtin_ctzll(unsigned long long) nogil
 
@@ -135,28 +100,33 @@ cdef inline bint _is_hex(unsigned char c) noexcept nogil:
     return (48 <= c <= 57) or (97 <= c <= 102) or (65 <= c <= 70)
 
 
+cdef inline Py_ssize_t _plain_run(const unsigned char *s, Py_ssize_t j, Py_ssize_t n) noexcept nogil:
+    """Past the plain bytes of a string from j, eight at a time: to the first quote,
+    backslash, control or non-ASCII byte, or to where fewer than eight bytes are left (the
+    lowest flagged byte of each test below is always a true one)."""
+    cdef uint64_t w, special
+    while j + 8 <= n:
+        memcpy(&w, s + j, 8)
+        special = (
+            _has_zero(w ^ 0x2222222222222222ULL)
+            | _has_zero(w ^ 0x5C5C5C5C5C5C5C5CULL)
+            | ((w - 0x2020202020202020ULL) & ~w)
+            | w
+        ) & 0x8080808080808080ULL
+        if special:
+            return j + (__builtin_ctzll(special) >> 3)
+        j += 8
+    return j
+
+
 cdef inline Py_ssize_t _skip_string(const unsigned char *s, Py_ssize_t j, Py_ssize_t n) noexcept nogil:
     """From just after a string's opening quote to just after its closing one, checking it
     (escapes, no control characters, UTF-8); -1 if it is not valid. Lone surrogates in
     \\u escapes are let through, as the standard parser lets them through."""
-    cdef uint64_t w, special
     cdef unsigned char c, d
     cdef int k
     while True:
-        # Eight bytes at a time to the first quote, backslash, control or non-ASCII byte
-        # (the lowest flagged byte of each test below is always a true one).
-        while j + 8 <= n:
-            memcpy(&w, s + j, 8)
-            special = (
-                _has_zero(w ^ 0x2222222222222222ULL)
-                | _has_zero(w ^ 0x5C5C5C5C5C5C5C5CULL)
-                | ((w - 0x2020202020202020ULL) & ~w)
-                | w
-            ) & 0x8080808080808080ULL
-            if special:
-                j += __builtin_ctzll(special) >> 3
-                break
-            j += 8
+        j = _plain_run(s, j, n)
         if j >= n:
             return -1
         c = s[j]
@@ -199,8 +169,12 @@ cdef inline Py_ssize_t _skip_ws(const unsigned char *s, Py_ssize_t i, Py_ssize_t
     return i
 
 
-cdef inline Py_ssize_t _skip_number(const unsigned char *s, Py_ssize_t j, Py_ssize_t n) noexcept nogil:
-    """Past a number in JSON's grammar, or -1."""
+cdef inline Py_ssize_t _skip_number(
+    const unsigned char *s, Py_ssize_t j, Py_ssize_t n, bint *is_int
+) noexcept nogil:
+    """Past a number in JSON's grammar, -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?, or -1;
+    `is_int`: it has neither a fraction nor an exponent."""
+    is_int[0] = True
     if j < n and s[j] == 45:
         j += 1
     if j >= n or not (48 <= s[j] <= 57):
@@ -211,12 +185,14 @@ cdef inline Py_ssize_t _skip_number(const unsigned char *s, Py_ssize_t j, Py_ssi
         while j < n and 48 <= s[j] <= 57:
             j += 1
     if j < n and s[j] == 46:
+        is_int[0] = False
         j += 1
         if j >= n or not (48 <= s[j] <= 57):
             return -1
         while j < n and 48 <= s[j] <= 57:
             j += 1
     if j < n and (s[j] == 101 or s[j] == 69):
+        is_int[0] = False
         j += 1
         if j < n and (s[j] == 43 or s[j] == 45):
             j += 1
@@ -227,6 +203,19 @@ cdef inline Py_ssize_t _skip_number(const unsigned char *s, Py_ssize_t j, Py_ssi
     return j
 
 
+cdef inline Py_ssize_t _skip_key(const unsigned char *s, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
+    """Past `"key" :` at i (and the whitespace after the colon's), or -1."""
+    if i >= n or s[i] != 34:
+        return -1
+    i = _skip_string(s, i + 1, n)
+    if i < 0:
+        return -1
+    i = _skip_ws(s, i, n)
+    if i >= n or s[i] != 58:
+        return -1
+    return i + 1
+
+
 cdef Py_ssize_t _skip_value(const unsigned char *s, Py_ssize_t i, Py_ssize_t n, int depth) noexcept nogil:
     """Past the JSON value at i (after whitespace), checking it as it goes; -1 if it is not
     valid JSON (or nests beyond MAX_DEPTH). One loop with its own stack of open brackets:
@@ -234,6 +223,7 @@ cdef Py_ssize_t _skip_value(const unsigned char *s, Py_ssize_t i, Py_ssize_t n, 
     never reads."""
     cdef unsigned char stack[520]
     cdef int top = 0
+    cdef bint is_int
     cdef unsigned char c
     cdef int limit = MAX_DEPTH - depth
     while True:
@@ -254,16 +244,9 @@ cdef Py_ssize_t _skip_value(const unsigned char *s, Py_ssize_t i, Py_ssize_t n, 
                 stack[top] = c
                 top += 1
                 if c == 123:
-                    # The first key.
-                    if i >= n or s[i] != 34:
-                        return -1
-                    i = _skip_string(s, i + 1, n)
+                    i = _skip_key(s, i, n)  # the first key
                     if i < 0:
                         return -1
-                    i = _skip_ws(s, i, n)
-                    if i >= n or s[i] != 58:
-                        return -1
-                    i += 1
                 continue
         elif c == 116:
             if i + 4 > n or memcmp(s + i, b"true", 4) != 0:
@@ -278,7 +261,7 @@ cdef Py_ssize_t _skip_value(const unsigned char *s, Py_ssize_t i, Py_ssize_t n, 
                 return -1
             i += 4
         else:
-            i = _skip_number(s, i, n)
+            i = _skip_number(s, i, n, &is_int)
         if i < 0:
             return -1
         # After a value: close brackets, or a comma and the next value (key first in objects).
@@ -292,16 +275,9 @@ cdef Py_ssize_t _skip_value(const unsigned char *s, Py_ssize_t i, Py_ssize_t n, 
             i += 1
             if c == 44:
                 if stack[top - 1] == 123:
-                    i = _skip_ws(s, i, n)
-                    if i >= n or s[i] != 34:
-                        return -1
-                    i = _skip_string(s, i + 1, n)
+                    i = _skip_key(s, _skip_ws(s, i, n), n)
                     if i < 0:
                         return -1
-                    i = _skip_ws(s, i, n)
-                    if i >= n or s[i] != 58:
-                        return -1
-                    i += 1
                 break
             if c == stack[top - 1] + 2:
                 top -= 1
@@ -448,21 +424,9 @@ cdef class _Parser:
         cdef const unsigned char *s = self.s
         cdef Py_ssize_t n = self.n
         cdef unsigned char c
-        cdef uint64_t w, special
         cdef bint esc = False, hi = False
         while True:
-            while j + 8 <= n:
-                memcpy(&w, s + j, 8)
-                special = (
-                    _has_zero(w ^ 0x2222222222222222ULL)
-                    | _has_zero(w ^ 0x5C5C5C5C5C5C5C5CULL)
-                    | ((w - 0x2020202020202020ULL) & ~w)
-                    | w
-                ) & 0x8080808080808080ULL
-                if special:
-                    j += __builtin_ctzll(special) >> 3
-                    break
-                j += 8
+            j = _plain_run(s, j, n)
             if j >= n:
                 raise Unsupported("unterminated string")
             c = s[j]
@@ -514,35 +478,6 @@ cdef class _Parser:
         Py_INCREF(text)
         self.cache[h] = <PyObject *>text
         return text
-
-    cdef int skip_string(self) except -1:
-        cdef bint escaped, high
-        cdef Py_ssize_t end = self.scan_string(&escaped, &high)
-        cdef Py_ssize_t start = self.i + 1
-        if escaped:
-            self.check_escapes(start, end)
-        if high and not _valid_utf8(self.s + start, end - start):
-            raise Unsupported("not UTF-8")
-        self.i = end + 1
-        return 0
-
-    cdef int check_escapes(self, Py_ssize_t j, Py_ssize_t end) except -1:
-        """The escapes of a skipped string are valid (lone surrogates are let through: the
-        reference decoder takes them too)."""
-        cdef unsigned char c
-        while j < end:
-            if self.s[j] != 92:
-                j += 1
-                continue
-            c = self.s[j + 1]
-            if c == 117:
-                self.hex4(j + 2, end)
-                j += 6
-            elif c in b'"\\/bfnrt':
-                j += 2
-            else:
-                raise Unsupported("bad escape")
-        return 0
 
     cdef object unescape(self, Py_ssize_t start, Py_ssize_t end):
         cdef Py_ssize_t j = start, o = 0
@@ -632,42 +567,11 @@ cdef class _Parser:
                 raise Unsupported("bad \\u escape")
         return v
 
-    # Numbers, in JSON's grammar: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
-    cdef Py_ssize_t scan_number(self, bint *is_int) except -1:
-        cdef Py_ssize_t j = self.i
-        cdef const unsigned char *s = self.s
-        cdef Py_ssize_t n = self.n
-        is_int[0] = True
-        if j < n and s[j] == 45:
-            j += 1
-        if j >= n or not (48 <= s[j] <= 57):
-            raise Unsupported("bad number")
-        if s[j] == 48:
-            j += 1
-        else:
-            while j < n and 48 <= s[j] <= 57:
-                j += 1
-        if j < n and s[j] == 46:
-            is_int[0] = False
-            j += 1
-            if j >= n or not (48 <= s[j] <= 57):
-                raise Unsupported("bad number")
-            while j < n and 48 <= s[j] <= 57:
-                j += 1
-        if j < n and (s[j] == 101 or s[j] == 69):
-            is_int[0] = False
-            j += 1
-            if j < n and (s[j] == 43 or s[j] == 45):
-                j += 1
-            if j >= n or not (48 <= s[j] <= 57):
-                raise Unsupported("bad number")
-            while j < n and 48 <= s[j] <= 57:
-                j += 1
-        return j
-
     cdef object number(self):
         cdef bint is_int
-        cdef Py_ssize_t end = self.scan_number(&is_int)
+        cdef Py_ssize_t end = _skip_number(self.s, self.i, self.n, &is_int)
+        if end < 0:
+            raise Unsupported(f"bad number at byte {self.i}")
         cdef Py_ssize_t size = end - self.i
         self.reserve(size + 1)
         memcpy(self.buf, self.s + self.i, size)
