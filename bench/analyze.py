@@ -4,7 +4,7 @@ how fast OONI's own data models (`oonidata==0.3.0`) merely PARSE the same corpus
 The corpus replicates every measurement in tests/fixtures/ooni-samples (envelopes only; the
 0.5 MB mbx-1.json is left out so one odd file does not dominate) and the committed lab run
 (tests/unit/pipeline/data/lab_iran_websites.jsonl) to at least --n measurements in one JSONL
-file, each copy with its own measurement_uid. Both sides run single-process on the same file
+file, each copy with its own measurement_uid, report_id and measurement_start_time. Both sides run single-process on the same file
 in the same run, so the figures are per core; the ratio is what counts (the machine is shared).
 Rates are measurements per CPU second of the process (time.process_time: other load on a
 shared machine does not count against either side); wall-clock rates are printed beside.
@@ -23,6 +23,7 @@ oonidata runs in an isolated venv, ~/.cache/dideban/oonidata-venv (created on fi
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import gc
 import json
 import subprocess
@@ -83,10 +84,19 @@ def corpus_docs() -> list[dict[str, object]]:
 def build(path: Path, n: int) -> tuple[int, int]:
     docs = corpus_docs()
     written = 0
+    start = dt.datetime(2026, 1, 1)
     with path.open("w", encoding="utf-8") as fh:
         while written < n:
             for d in docs:
-                copy = dict(d, measurement_uid=f"bench_{written:09d}")
+                # Each copy its own uid, report and start time (as real data has: caches
+                # keyed on these must not make the copies cheaper than real measurements).
+                when = start + dt.timedelta(seconds=7 * written)
+                copy = dict(
+                    d,
+                    measurement_uid=f"bench_{written:09d}",
+                    report_id=f"{when:%Y%m%dT%H%M%SZ}_webconnectivity_ZZ_0_n1_{written:016d}",
+                    measurement_start_time=f"{when:%Y-%m-%d %H:%M:%S}",
+                )
                 fh.write(json.dumps(copy, separators=(",", ":")) + "\n")
                 written += 1
                 if written >= n:
