@@ -30,6 +30,7 @@ from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.dict cimport PyDict_SetItem
 from cpython.float cimport PyFloat_FromDouble
+from cpython.long cimport PyLong_FromLongLong
 from cpython.list cimport PyList_Append
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.math cimport HUGE_VAL
@@ -573,6 +574,15 @@ cdef class _Parser:
         if end < 0:
             raise Unsupported(f"bad number at byte {self.i}")
         cdef Py_ssize_t size = end - self.i
+        cdef Py_ssize_t k
+        cdef long long small = 0
+        cdef bint negative = self.s[self.i] == 45
+        if is_int and size - negative <= 18:
+            # Up to 18 digits fit a long long: no text copy, no general conversion.
+            for k in range(self.i + negative, end):
+                small = small * 10 + (self.s[k] - 48)
+            self.i = end
+            return PyLong_FromLongLong(-small if negative else small)
         self.reserve(size + 1)
         memcpy(self.buf, self.s + self.i, size)
         self.buf[size] = 0
