@@ -17,6 +17,7 @@ layer the measurement never reached is (0, 0, 0). A confirmed fingerprint makes 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass, field, fields
@@ -27,7 +28,7 @@ from dideban.model.verdict import Observation, Verdict
 from dideban.pipeline.fingerprints import FingerprintDB
 from dideban.pipeline.observations import Extracted, HttpExchange, extract
 from dideban.pipeline.readers import RawMeasurement
-from dideban.pipeline.rules import FACT_GROUP, RULES_VERSION, Rule, decide, decisions
+from dideban.pipeline.rules import FACT_GROUP, RULES_VERSION, decide
 
 Triple = tuple[float, float, float]
 NOT_REACHED: Triple = (0.0, 0.0, 0.0)
@@ -97,52 +98,25 @@ def _bogon(ip: str) -> bool:
     ) and not (isinstance(a, ipaddress.IPv4Address) and a in _LAB_OK)
 
 
-# Answers repeat a lot (block page addresses, CDNs): remember the last addresses seen
-# (`ipaddress`'s is_private walks a list of networks per call).
-_BOGON_CACHE: dict[str, bool] = {}
-_BOGON_CACHE_MAX = 65536
+# Pure functions of short strings that repeat from one measurement to the next (answers:
+# block page addresses, CDNs; start times of a batch; test lists of a few thousand URLs)
+# remember their last results (`ipaddress`'s is_private, for one, walks a list of networks
+# per call). Their results are immutable, so verdicts may share them.
+_CACHE_MAX = 65536
+_remembered = functools.lru_cache(maxsize=_CACHE_MAX)
 
-
-def is_bogon(ip: str) -> bool:
-    known = _BOGON_CACHE.get(ip)
-    if known is None:
-        if len(_BOGON_CACHE) >= _BOGON_CACHE_MAX:
-            _BOGON_CACHE.clear()
-        known = _BOGON_CACHE[ip] = _bogon(ip)
-    return known
+is_bogon = _remembered(_bogon)
+_is_ip_text = _remembered(_is_ip)
 
 
 def _any_bogon(addrs: set[str]) -> bool:
-    """`any(is_bogon(a) for a in addrs)`, reading `_BOGON_CACHE` without a call per address."""
-    for a in addrs:
-        known = _BOGON_CACHE.get(a)
-        if known is None:
-            known = is_bogon(a)
-        if known:
-            return True
-    return False
-
-
-# The control's answers repeat as the probe's do: remember which strings are addresses.
-_IP_CACHE: dict[str, bool] = {}
+    return any(map(is_bogon, addrs))
 
 
 def _addresses(values: Any) -> set[Any]:
     """`{a for a in values if _is_ip(a)}`, each string checked once (values of other types,
     possibly unhashable, always checked)."""
-    out = set()
-    for a in values:
-        if a.__class__ is str:
-            ok = _IP_CACHE.get(a)
-            if ok is None:
-                if len(_IP_CACHE) >= _BOGON_CACHE_MAX:
-                    _IP_CACHE.clear()
-                ok = _IP_CACHE[a] = _is_ip(a)
-        else:
-            ok = _is_ip(a)
-        if ok:
-            out.add(a)
-    return out
+    return {a for a in values if (_is_ip_text(a) if a.__class__ is str else _is_ip(a))}
 
 
 # Documentation ranges count as routable here: the censorship lab addresses its "Internet"
@@ -158,6 +132,7 @@ def _d(v: Any) -> dict[str, Any]:
 _NO_DICT: dict[str, Any] = {}
 
 
+@_remembered
 def _parse_time(text: str) -> dt.datetime:
     # OONI writes "YYYY-mm-dd HH:MM:SS" (UTC); some tools add "T"/"Z".
     try:
@@ -169,36 +144,16 @@ def _parse_time(text: str) -> dt.datetime:
     return when
 
 
-# Pure functions of short strings that repeat from one measurement to the next (the start
-# times of a batch of measurements share seconds, test lists a few thousand URLs): remember
-# the last results, like `_BOGON_CACHE`. Datetimes and tuples are immutable, so verdicts may
-# share them.
-_TIME_CACHE: dict[str, dt.datetime] = {}
-_URL_CACHE: dict[str, tuple[str | None, str]] = {}
-_CACHE_MAX = 65536
-
-
 def _time(doc: dict[str, Any]) -> dt.datetime:
     text = doc.get("measurement_start_time")
-    if isinstance(text, str):
-        when = _TIME_CACHE.get(text)
-        if when is None:
-            if len(_TIME_CACHE) >= _CACHE_MAX:
-                _TIME_CACHE.clear()
-            when = _TIME_CACHE[text] = _parse_time(text)
-        return when
-    return EPOCH
+    return _parse_time(text) if isinstance(text, str) else EPOCH
 
 
+@_remembered
 def _host_scheme(url: str) -> tuple[str | None, str]:
     """`urlsplit(url)`'s hostname and scheme (raising as it does on a malformed URL)."""
-    known = _URL_CACHE.get(url)
-    if known is None:
-        parts = urlsplit(url)
-        if len(_URL_CACHE) >= _CACHE_MAX:
-            _URL_CACHE.clear()
-        known = _URL_CACHE[url] = (parts.hostname, parts.scheme)
-    return known
+    parts = urlsplit(url)
+    return parts.hostname, parts.scheme
 
 
 def _any_status_true(results: dict[str, Any]) -> bool:
@@ -277,8 +232,7 @@ def _web_connectivity(tk: dict[str, Any], ex: Extracted, url: str | None) -> _Fa
     if url is None and reqs and reqs[-1].url:
         url = reqs[-1].url
     url = url or ""
-    # `_host_scheme(url)`, its cache read first without a call (a 2-tuple is never false).
-    hostname, scheme = _URL_CACHE.get(url) or _host_scheme(url)
+    hostname, scheme = _host_scheme(url)
     host = hostname or ""
     https = scheme == "https"
     # The control's DNS and HTTP results; its TCP and TLS ones are read only where a step
@@ -575,21 +529,12 @@ def _stun(tk: dict[str, Any], ex: Extracted) -> set[str]:
 # -- entry point -----------------------------------------------------------------------------
 
 
-# Per test name: its fact group, the name its rules go by ("*" for a test the pipeline does
-# not score) and the decisions taken so far for it (`rules.decisions`), looked up once.
-_Plan = tuple[str, str, dict[frozenset[str], Rule]]
-_PLANS: dict[str, _Plan] = {}
-
-
-def _plan(test_name: str) -> _Plan:
-    plan = _PLANS.get(test_name)
-    if plan is None:
-        group = FACT_GROUP.get(test_name, "generic")
-        rules_name = test_name if group != "generic" else "*"
-        if len(_PLANS) >= _CACHE_MAX:
-            _PLANS.clear()
-        plan = _PLANS[test_name] = (group, rules_name, decisions(rules_name))
-    return plan
+@_remembered
+def _plan(test_name: str) -> tuple[str, str]:
+    """The test's fact group and the name its rules go by ("*" for a test the pipeline
+    does not score)."""
+    group = FACT_GROUP.get(test_name, "generic")
+    return group, test_name if group != "generic" else "*"
 
 
 # `analyze` builds each Verdict with positional arguments, half the cost of 36 keywords: in
@@ -613,7 +558,7 @@ def analyze(raw: RawMeasurement, fpdb: FingerprintDB) -> Analysis:
     test_name = str(doc.get("test_name") or "unknown")
     cc = str(doc.get("probe_cc") or "ZZ")
     ex = extract(tk, raw.uid, cc, fpdb)
-    group, rules_name, decided = _PLANS.get(test_name) or _plan(test_name)
+    group, rules_name = _plan(test_name)
     inp = doc.get("input")
     inp_s = inp if isinstance(inp, str) else None
     s_dns = s_tcp = s_tls = s_http = NOT_REACHED
@@ -636,7 +581,7 @@ def analyze(raw: RawMeasurement, fpdb: FingerprintDB) -> Analysis:
         facts = _stun(tk, ex)
     else:
         facts = set()
-    rule = decided.get(frozenset(facts)) or decide(rules_name, facts)
+    rule = decide(rules_name, facts)
     out = rule.outcome
     anomaly = out.anomaly
     matches = ex.matches
@@ -646,9 +591,7 @@ def analyze(raw: RawMeasurement, fpdb: FingerprintDB) -> Analysis:
     else:
         fp_names = []
         confirmed = out.confirmed
-    domain = (
-        (_URL_CACHE.get(inp_s) or _host_scheme(inp_s))[0] if inp_s and "://" in inp_s else inp_s
-    )
+    domain = _host_scheme(inp_s)[0] if inp_s and "://" in inp_s else inp_s
     probe_blocking_raw = tk.get("blocking")
     probe_blocking = (
         None
@@ -665,9 +608,7 @@ def analyze(raw: RawMeasurement, fpdb: FingerprintDB) -> Analysis:
             anomaly and probe_anomaly and probe_blocking != out.blocking_type
         )
     asn = doc.get("probe_asn")
-    start = doc.get("measurement_start_time")
-    # `_time(doc)`, its cache read first without a call (a datetime is never false).
-    when = (_TIME_CACHE.get(start) if start.__class__ is str else None) or _time(doc)
+    when = _time(doc)
     v = Verdict(
         raw.uid,
         str(doc.get("report_id") or ""),

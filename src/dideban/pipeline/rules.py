@@ -9,6 +9,7 @@ The store records the ids that decided each verdict and `RULES_VERSION`.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from dideban.model.verdict import BLOCKING_TYPES
@@ -146,44 +147,24 @@ def rules_for(test_name: str) -> list[Rule]:
     return own if own else [r for r in RULES if "*" in r.tests]
 
 
-# Per test, its rules in order with their facts as a frozenset: deciding is one subset test
-# per rule.
-_RULES_BY_TEST: dict[str, tuple[tuple[frozenset[str], Rule], ...]] = {}
-
-
+@functools.lru_cache(maxsize=256)
 def ordered_rules(test_name: str) -> tuple[tuple[frozenset[str], Rule], ...]:
-    """`rules_for(test_name)` as (facts that must all hold, rule) pairs, computed once."""
-    rules = _RULES_BY_TEST.get(test_name)
-    if rules is None:
-        rules = _RULES_BY_TEST[test_name] = tuple(
-            (frozenset(r.when), r) for r in rules_for(test_name)
-        )
-    return rules
+    """`rules_for(test_name)` as (facts that must all hold, rule) pairs: deciding is one
+    subset test per rule."""
+    return tuple((frozenset(r.when), r) for r in rules_for(test_name))
 
 
-# Decisions already taken, per test and set of facts. A test's facts come from a small
-# vocabulary (`FACTS`), so few sets occur and the pipeline, deciding once per measurement,
-# mostly looks its decision up: `decisions(test)[frozenset(facts)]`, else `decide`.
-_DECIDED: dict[str, dict[frozenset[str], Rule]] = {}
-_DECIDED_MAX = 4096
-
-
-def decisions(test_name: str) -> dict[frozenset[str], Rule]:
-    """The decisions `decide(test_name, ...)` took so far, by set of facts (read-only)."""
-    decided = _DECIDED.get(test_name)
-    if decided is None:
-        decided = _DECIDED[test_name] = {}
-    return decided
-
-
-def decide(test_name: str, facts: set[str]) -> Rule:
+def decide(test_name: str, facts: set[str] | frozenset[str]) -> Rule:
     """The first rule for this test whose facts all hold (the catch-all always does)."""
+    return _decide(test_name, frozenset(facts))
+
+
+# A test's facts come from a small vocabulary (`FACTS`), so few sets occur: the pipeline,
+# deciding once per measurement, mostly finds its decision taken already.
+@functools.lru_cache(maxsize=4096)
+def _decide(test_name: str, facts: frozenset[str]) -> Rule:
     for when, rule in ordered_rules(test_name):
         if when <= facts:
-            decided = decisions(test_name)
-            if len(decided) >= _DECIDED_MAX:
-                decided.clear()
-            decided[frozenset(facts)] = rule
             return rule
     raise AssertionError(f"no catch-all rule for {test_name}")  # invariant-tested
 
