@@ -5,14 +5,18 @@ A measurement is ~9 KB of JSON, and most of it (TLS certificates, network events
 headers, the test helper's request...) is never looked at by the analysis. Decoding all of it
 into Python objects costs more than the whole analysis. `decode_pruned(data, spec)` parses and
 validates the whole text but builds Python objects only for the keys that `spec` names; the
-result is the document with every other key removed from the objects the spec describes, so
-code that reads only spec'd keys sees exactly what it would see in the full document.
+result is the document with every other key removed from the objects the spec describes (and
+the objects it describes as records made tuples), so code that reads only spec'd keys sees
+what it would see in the full document.
 
 The spec is a tree (see `dideban.pipeline.fields.PRUNE_SPEC`):
 
 - `None`: keep this value whole;
 - a dict `{key: spec}`: if the value is an object, keep only these keys (each pruned by its
   own spec); any other JSON type is kept whole;
+- a tuple of `(key, spec)` pairs: if the value is an object, a record: the tuple of these
+  keys' values in this order (None for a key that is not there); any other JSON type is
+  kept whole;
 - a one-element list `[spec]`: if the value is an array, prune each element with `spec`; any
   other JSON type is kept whole.
 
@@ -97,8 +101,27 @@ cdef inline int _utf8_char(const unsigned char *s, Py_ssize_t avail) noexcept no
     return 0
 
 
-cdef inline bint _is_hex(unsigned char c) noexcept nogil:
-    return (48 <= c <= 57) or (97 <= c <= 102) or (65 <= c <= 70)
+cdef inline int _hex_digit(unsigned char c) noexcept nogil:
+    """The value of a hex digit, or -1."""
+    if 48 <= c <= 57:
+        return c - 48
+    if 97 <= c <= 102:
+        return c - 87
+    if 65 <= c <= 70:
+        return c - 55
+    return -1
+
+
+cdef inline long _hex4(const unsigned char *s) noexcept nogil:
+    """The value of the four hex digits at s, or -1."""
+    cdef long v = 0
+    cdef int k, d
+    for k in range(4):
+        d = _hex_digit(s[k])
+        if d < 0:
+            return -1
+        v = (v << 4) | d
+    return v
 
 
 cdef inline Py_ssize_t _plain_run(const unsigned char *s, Py_ssize_t j, Py_ssize_t n) noexcept nogil:
@@ -138,10 +161,7 @@ cdef inline Py_ssize_t _skip_string(const unsigned char *s, Py_ssize_t j, Py_ssi
                 return -1
             d = s[j + 1]
             if d == 117:
-                if j + 6 > n or not (
-                    _is_hex(s[j + 2]) and _is_hex(s[j + 3]) and _is_hex(s[j + 4])
-                    and _is_hex(s[j + 5])
-                ):
+                if j + 6 > n or _hex4(s + j + 2) < 0:
                     return -1
                 j += 6
             elif d == 34 or d == 92 or d == 47 or d == 98 or d == 102 or d == 110 or d == 114 or d == 116:
@@ -394,13 +414,7 @@ cdef class _Parser:
         return 0
 
     cdef inline void ws(self):
-        cdef unsigned char c
-        while self.i < self.n:
-            c = self.s[self.i]
-            if c == 32 or c == 10 or c == 13 or c == 9:
-                self.i += 1
-            else:
-                return
+        self.i = _skip_ws(self.s, self.i, self.n)
 
     cdef inline int peek(self) except -1:
         self.ws()
@@ -414,9 +428,6 @@ cdef class _Parser:
         self.i += 1
         return 0
 
-    # Strings. `scan_string` finds the end of the string that starts at self.i (at its
-    # opening quote) and returns the index of the closing quote; `escaped` tells whether
-    # there is any backslash in it, `high` whether any byte is non-ASCII.
     cdef Py_ssize_t scan_string(self, bint *escaped, bint *high) except -1:
         """The index of the closing quote of the string that opens at self.i; `escaped`:
         whether it has a backslash, `high`: whether it has non-ASCII bytes (checked where
@@ -550,22 +561,12 @@ cdef class _Parser:
         return PyUnicode_DecodeUTF8(b, o, "strict")
 
     cdef long hex4(self, Py_ssize_t j, Py_ssize_t end) except -1:
-        cdef unsigned int v = 0
-        cdef unsigned char c
-        cdef int k
+        """The value of the \\u escape's four hex digits at j (the string ends at end)."""
         if j + 4 > end:
             raise Unsupported("short \\u escape")
-        for k in range(4):
-            c = self.s[j + k]
-            v <<= 4
-            if 48 <= c <= 57:
-                v |= c - 48
-            elif 97 <= c <= 102:
-                v |= c - 87
-            elif 65 <= c <= 70:
-                v |= c - 55
-            else:
-                raise Unsupported("bad \\u escape")
+        cdef long v = _hex4(self.s + j)
+        if v < 0:
+            raise Unsupported("bad \\u escape")
         return v
 
     cdef object number(self):
@@ -834,7 +835,8 @@ cdef inline object _record(object value, tuple keys):
 
 
 cdef list _headers_of(tuple resp):
-    """`observations.headers_of`: (name, value) pairs from headers_list, else headers."""
+    """A response's headers as (name, value) pairs: from `headers_list` (values as text,
+    pairs that are not [str, value] left out), else from the `headers` object."""
     cdef list out = []
     hl = resp[RS_HEADERS_LIST]
     if type(hl) is list:

@@ -2,8 +2,9 @@
 
 Reading JSONL, the pipeline decodes only these keys (the rest of a ~9 KB measurement, TLS
 certificates, network events, request headers..., is parsed and checked, never built). The
-analysis (`analysis.analyze`, `observations.extract`) must read nothing else: a test runs it
-over every sample with a document that records what is read, and fails on any other key.
+analysis (`analysis.analyze`, `observations.extract`) must read nothing else: tests check that
+it gives the same result on this view as on the whole document, for every OONI sample and lab
+measurement and for records with any value anywhere (tests/unit/pipeline/test_pipeline_native.py).
 
 `None`: the value whole; a dict: an object's keys; a tuple of (key, spec) pairs: an object
 as a record, the tuple of those keys' values (the archival records that

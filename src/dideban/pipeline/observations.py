@@ -41,33 +41,6 @@ def as_text(value: Any) -> str | None:
     return str(value)
 
 
-def headers_of(response: dict[str, Any]) -> list[tuple[str, str]]:
-    out: list[tuple[str, str]] = []
-    hl = response.get("headers_list")
-    if isinstance(hl, list):
-        append = out.append
-        for item in hl:
-            if item.__class__ in _PAIR and len(item) == 2:
-                k, v = item
-                if k.__class__ is str:
-                    if v.__class__ is not str:
-                        v = as_text(v)
-                    if v is not None:
-                        append((k, v))
-        if out:
-            return out
-    h = response.get("headers")
-    if isinstance(h, dict):
-        for k, v in h.items():
-            text = v if v.__class__ is str else as_text(v)
-            if isinstance(k, str) and text is not None:
-                out.append((k, text))
-    return out
-
-
-_PAIR = (list, tuple)
-
-
 def title_of(body: str | None) -> str | None:
     if not body:
         return None
