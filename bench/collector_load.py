@@ -31,25 +31,14 @@ from typing import Any
 import httpx
 
 from dideban.collector.process import CollectorProcess, free_port
+from dideban.model.report import OpenReport
 
 SAMPLE = (
     Path(__file__).resolve().parents[1]
     / "tests/fixtures/ooni-samples/20250527233111.802678_ID_webconnectivity_5a37ec909dbf14e3.json"
 )
 MARK = "@@N@@"
-
-
-def _open_request() -> dict[str, str]:
-    return {
-        "data_format_version": "0.2.0",
-        "format": "json",
-        "probe_asn": "AS197207",
-        "probe_cc": "IR",
-        "software_name": "dideban",
-        "software_version": "0.1.0",
-        "test_name": "web_connectivity",
-        "test_version": "0.5.0",
-    }
+OPEN_REPORT = OpenReport("web_connectivity", "0.5.0", "IR", "AS197207", "dideban", "0.1.0")
 
 
 def _template(report_id: str) -> tuple[bytes, bytes]:
@@ -96,7 +85,7 @@ def _metric(text: str, name: str) -> float:
 async def _run(port: int, concurrency: int, total: int) -> dict[str, float]:
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
         reports = [
-            (await client.post("/report", json=_open_request())).json()["report_id"]
+            (await client.post("/report", json=OPEN_REPORT.to_json())).json()["report_id"]
             for _ in range(concurrency)
         ]
         warm: list[float] = []

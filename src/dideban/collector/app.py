@@ -44,6 +44,7 @@ from dideban.collector.storage import (
     stored_line,
 )
 from dideban.collector.validate import ReportInfo
+from dideban.model.report import OpenReport
 
 log = logging.getLogger(__name__)
 
@@ -243,7 +244,7 @@ class Collector:
             raise CollectorError(404, "unknown_report", f"no report {report_id}")
         return info
 
-    async def open_report(self, req: validate.OpenReport) -> str:
+    async def open_report(self, req: OpenReport) -> str:
         rid = new_report_id(self.clock(), req.test_name, req.probe_cc, req.probe_asn)
         info = ReportInfo(rid, req.test_name, req.probe_cc, req.probe_asn)
         await self.writer.run_in_writer(self.store.record_report, "open", info)
@@ -304,9 +305,7 @@ class Collector:
         report_id: str | None = None
         if req.probe_cc != "ZZ" and req.probe_asn != "AS0":
             report_id = await self.open_report(
-                validate.OpenReport(
-                    "web_connectivity", "0.5.0", req.probe_cc, req.probe_asn, "", ""
-                )
+                OpenReport("web_connectivity", "0.5.0", req.probe_cc, req.probe_asn, "", "")
             )
         return JSONResponse(
             {

@@ -18,20 +18,11 @@ import orjson
 
 from dideban.collector.errors import CollectorError
 from dideban.collector.ids import PROBE_ASN_RE, PROBE_CC_RE, TEST_NAME_RE
+from dideban.model.report import OPEN_REPORT_KEYS, OpenReport
 
 # OONI's fastpath drops measurements dated more than a day ahead of the collector's clock.
 MAX_FUTURE: Final = dt.timedelta(days=1)
 
-OPEN_REPORT_KEYS: Final[tuple[str, ...]] = (
-    "data_format_version",
-    "format",
-    "probe_asn",
-    "probe_cc",
-    "software_name",
-    "software_version",
-    "test_name",
-    "test_version",
-)
 MEASUREMENT_STR_KEYS: Final[tuple[str, ...]] = (
     "data_format_version",
     "measurement_start_time",
@@ -83,16 +74,6 @@ def check_test_name(test_name: str, where: str) -> None:
         raise CollectorError(
             400, "bad_test_name", f"{where}: test_name must match {TEST_NAME_RE.pattern}"
         )
-
-
-@dataclass(frozen=True)
-class OpenReport:
-    test_name: str
-    test_version: str
-    probe_cc: str
-    probe_asn: str
-    software_name: str
-    software_version: str
 
 
 def open_report_request(doc: Any) -> OpenReport:

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dideban.model.report import OpenReport
+
 
 def default_queue_dir() -> Path:
     """`$DIDEBAN_STATE_DIR/queue`, else `~/.local/state/dideban/queue`."""
@@ -33,33 +35,11 @@ def default_queue_dir() -> Path:
     return base / "queue"
 
 
-@dataclass(frozen=True)
-class ReportParams:
-    test_name: str
-    test_version: str
-    probe_cc: str
-    probe_asn: str
-    software_name: str
-    software_version: str
-
-    def open_request(self) -> dict[str, str]:
-        return {
-            "data_format_version": "0.2.0",
-            "format": "json",
-            "probe_asn": self.probe_asn,
-            "probe_cc": self.probe_cc,
-            "software_name": self.software_name,
-            "software_version": self.software_version,
-            "test_name": self.test_name,
-            "test_version": self.test_version,
-        }
-
-
 @dataclass
 class QueueEntry:
     name: str
     collector_url: str
-    report: ReportParams
+    report: OpenReport
     report_id: str | None
     measurement: dict[str, Any]
     queued_at: str
@@ -82,7 +62,7 @@ class QueueEntry:
         return cls(
             name=name,
             collector_url=doc["collector_url"],
-            report=ReportParams(**doc["report"]),
+            report=OpenReport(**doc["report"]),
             report_id=doc.get("report_id"),
             measurement=doc["measurement"],
             queued_at=doc["queued_at"],
@@ -127,7 +107,7 @@ class MeasurementQueue:
     def put(
         self,
         collector_url: str,
-        report: ReportParams,
+        report: OpenReport,
         report_id: str | None,
         measurement: dict[str, Any],
         error: str | None = None,

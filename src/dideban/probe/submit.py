@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from dideban.model.labnet import is_loopback
+from dideban.model.report import OpenReport
 from dideban.netx.collector_client import CollectorClient, CollectorRejected, CollectorUnavailable
 from dideban.netx.network import Network
-from dideban.probe.queue import MeasurementQueue, QueueEntry, ReportParams
+from dideban.probe.queue import MeasurementQueue, QueueEntry
 from dideban.probe.scrub import scrub_measurement
 
 
@@ -65,7 +66,7 @@ class Submitter:
         self.retry_after = retry_after
         self._client = client or CollectorClient(collector_url, network=network, timeout=timeout)
         self._sleep = sleep
-        self._params: ReportParams | None = None
+        self._params: OpenReport | None = None
         self._report_id: str | None = None
         self._down_until = 0.0
         self._reached = False
@@ -105,7 +106,7 @@ class Submitter:
     ) -> str | None:
         """Open a report for the measurements that follow; None (and later measurements are
         queued with no report) when the collector cannot be reached now."""
-        self._params = ReportParams(
+        self._params = OpenReport(
             test_name, test_version, probe_cc, probe_asn, software_name, software_version
         )
         await self._ensure_report()
@@ -121,7 +122,7 @@ class Submitter:
         if self._report_id is not None or self._params is None or self._is_down():
             return self._report_id
         try:
-            self._report_id = await self._client.open_report(self._params.open_request())
+            self._report_id = await self._client.open_report(self._params.to_json())
             self._reached = True
         except CollectorUnavailable:
             self._mark_down()
@@ -179,7 +180,7 @@ class Submitter:
         row; then the drain stops and the rest stays queued for the next one. With
         `only_mine`, entries queued for another collector URL are left alone."""
         result = DrainResult()
-        reports: dict[ReportParams, str] = {}
+        reports: dict[OpenReport, str] = {}
         delay = base_delay
         failures_in_a_row = 0
         entries = self.queue.pending()
@@ -214,12 +215,12 @@ class Submitter:
         self._down_until = 0.0 if result.error is None else self._down_until
         return result
 
-    async def _upload(self, entry: QueueEntry, reports: dict[ReportParams, str]) -> str:
+    async def _upload(self, entry: QueueEntry, reports: dict[OpenReport, str]) -> str:
         for _ in range(2):
             if entry.report_id is None:
                 rid = reports.get(entry.report)
                 if rid is None:
-                    rid = await self._client.open_report(entry.report.open_request())
+                    rid = await self._client.open_report(entry.report.to_json())
                     reports[entry.report] = rid
                 entry.report_id = rid
                 entry.measurement["report_id"] = rid

@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from dideban.model.report import OpenReport
 from dideban.netx.collector_client import CollectorRejected, CollectorUnavailable
-from dideban.probe.queue import MeasurementQueue, ReportParams, default_queue_dir
+from dideban.probe.queue import MeasurementQueue, default_queue_dir
 from dideban.probe.submit import Submitter
 
 PARAMS = ("web_connectivity", "0.5.0", "IR", "AS197207", "dideban", "0.1.0")
@@ -178,7 +179,7 @@ async def test_rejected_submission_is_not_queued(tmp_path: Path) -> None:
 
 def test_queue_entries_roundtrip_and_default_dir(tmp_path: Path, monkeypatch: Any) -> None:
     q = MeasurementQueue(tmp_path / "q")
-    params = ReportParams(*PARAMS)
+    params = OpenReport(*PARAMS)
     e1 = q.put("http://c", params, None, {"input": "a"})
     e2 = q.put("http://c", params, "rid", {"input": "b"})
     assert [e.name for e in q.pending()] == [e1.name, e2.name]
@@ -198,7 +199,7 @@ async def test_a_later_run_uploads_what_earlier_runs_queued(tmp_path: Path) -> N
     await earlier.submit(_m(1))
     await earlier.close()
     # An entry meant for another collector stays where it is.
-    earlier.queue.put("http://other.test", ReportParams(*PARAMS), None, {"input": "x"})
+    earlier.queue.put("http://other.test", OpenReport(*PARAMS), None, {"input": "x"})
     fake.up = True
     later = _submitter(tmp_path, fake)
     await later.open(*PARAMS)
