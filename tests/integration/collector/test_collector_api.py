@@ -6,13 +6,13 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import collector_kit
 import httpx
+from collector_kit import OPEN_REQUEST
 
-from dideban.collector.app import create_app
 from dideban.collector.ids import REPORT_ID_RE
 from dideban.collector.storage import sealed_files
 from dideban.model.rawfile import read_bytes
@@ -20,17 +20,8 @@ from dideban.model.rawfile import read_bytes
 HELPER = "https://helper.lab.test"
 
 
-@contextlib.asynccontextmanager
-async def in_process(data_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(data_dir, seal_after=3600, test_helpers=[HELPER])
-    collector = app.state.collector
-    await collector.writer.start()
-    try:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://collector") as client:
-            yield client
-    finally:
-        await collector.writer.stop()
+def in_process(data_dir: Path) -> contextlib.AbstractAsyncContextManager[httpx.AsyncClient]:
+    return collector_kit.in_process(data_dir, seal_after=3600, test_helpers=[HELPER])
 
 
 def _measurement(rid: str, url: str) -> dict[str, Any]:
@@ -78,16 +69,7 @@ async def test_check_in_least_measured_first_and_test_helpers(tmp_path: Path) ->
 
 async def test_resubmission_after_restart_is_idempotent(tmp_path: Path) -> None:
     data_dir = tmp_path / "d"
-    open_req = {
-        "data_format_version": "0.2.0",
-        "format": "json",
-        "probe_asn": "AS197207",
-        "probe_cc": "IR",
-        "software_name": "dideban",
-        "software_version": "0.1.0",
-        "test_name": "web_connectivity",
-        "test_version": "0.5.0",
-    }
+    open_req = OPEN_REQUEST
     async with in_process(data_dir) as c:
         opened = (await c.post("/report", json=open_req)).json()
         assert opened["supported_formats"] == ["json"] and opened["backend_version"]

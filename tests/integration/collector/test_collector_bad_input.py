@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import collector_kit
 import httpx
 import pytest
 import zstandard
-
-from dideban.collector.app import create_app
+from collector_kit import OPEN_REQUEST
 
 LIMIT = 64 * 1024
 NOW = dt.datetime.now(dt.UTC)
@@ -54,16 +54,7 @@ def measurement(rid: str, **changes: Any) -> dict[str, Any]:
 
 
 _DROP = object()
-OPEN = {
-    "data_format_version": "0.2.0",
-    "format": "json",
-    "probe_asn": "AS197207",
-    "probe_cc": "IR",
-    "software_name": "dideban",
-    "software_version": "0.1.0",
-    "test_name": "web_connectivity",
-    "test_version": "0.5.0",
-}
+OPEN = OPEN_REQUEST
 
 
 @dataclass
@@ -74,18 +65,8 @@ class Ctx:
     closed_id: str
 
 
-@contextlib.asynccontextmanager
-async def in_process(data_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
-    """The collector app in-process, its storage started as the lifespan would."""
-    app = create_app(data_dir, max_body_bytes=LIMIT, seal_after=3600)
-    collector = app.state.collector
-    await collector.writer.start()
-    try:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://collector") as client:
-            yield client
-    finally:
-        await collector.writer.stop()
+def in_process(data_dir: Path) -> contextlib.AbstractAsyncContextManager[httpx.AsyncClient]:
+    return collector_kit.in_process(data_dir, max_body_bytes=LIMIT, seal_after=3600)
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from collector_kit import OPEN_REQUEST
 
 from dideban.collector.process import CollectorProcess
 from dideban.collector.storage import sealed_files
@@ -41,19 +42,6 @@ def _measurement(rid: str, n: int) -> dict[str, Any]:
         "test_name": "web_connectivity",
         "test_version": "0.5.0",
         "input": f"http://site-{n}.example/",
-    }
-
-
-def _open_request() -> dict[str, str]:
-    return {
-        "data_format_version": "0.2.0",
-        "format": "json",
-        "probe_asn": "AS197207",
-        "probe_cc": "IR",
-        "software_name": "dideban",
-        "software_version": "0.1.0",
-        "test_name": "web_connectivity",
-        "test_version": "0.5.0",
     }
 
 
@@ -88,7 +76,7 @@ async def test_kill9_mid_submission_loses_nothing_acknowledged(
     async with httpx.AsyncClient(base_url=proc.url, timeout=5.0, limits=limits) as client:
         reports = []
         for _ in range(SUBMITTERS):
-            r = await client.post("/report", json=_open_request())
+            r = await client.post("/report", json=OPEN_REQUEST)
             reports.append(r.json()["report_id"])
 
         async def submitter(k: int) -> None:
