@@ -10,18 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, get_args
 
-AXES: Final[tuple[str, ...]] = (
-    "measurement_start_day",
-    "probe_cc",
-    "probe_asn",
-    "category_code",
-    "domain",
-    "input",
-    "test_name",
-    "blocking_type",
-)
 Axis = Literal[
     "measurement_start_day",
     "probe_cc",
@@ -32,17 +22,13 @@ Axis = Literal[
     "test_name",
     "blocking_type",
 ]
-TIME_GRAINS: Final[tuple[str, ...]] = ("hour", "day", "week", "month")
+# Each value set is written once, as the Literal type the API's parameters are checked
+# against; the tuples are its values.
+AXES: Final[tuple[str, ...]] = get_args(Axis)
 TimeGrain = Literal["hour", "day", "week", "month"]
-ORDER_BY: Final[tuple[str, ...]] = (
-    "measurement_start_time",
-    "input",
-    "probe_cc",
-    "probe_asn",
-    "test_name",
-    "domain",
-)
+TIME_GRAINS: Final[tuple[str, ...]] = get_args(TimeGrain)
 OrderBy = Literal["measurement_start_time", "input", "probe_cc", "probe_asn", "test_name", "domain"]
+ORDER_BY: Final[tuple[str, ...]] = get_args(OrderBy)
 COUNTS: Final[tuple[str, ...]] = (
     "anomaly_count",
     "confirmed_count",
