@@ -16,7 +16,6 @@ def bind(
     match: type[Match],
     as_text_: Any,
     title_of_: Any,
-    split_address_: Any,
 ) -> None: ...
 def extract(
     test_keys: dict[str, Any], uid: str, probe_cc: str, fpdb: FingerprintDB

@@ -767,13 +767,12 @@ cdef object HttpExchange = None
 cdef object Match = None
 cdef object as_text = None
 cdef object title_of = None
-cdef object split_address = None
 
 
-def bind(observation, extracted, http_exchange, match, as_text_, title_of_, split_address_):
-    global Observation, Extracted, HttpExchange, Match, as_text, title_of, split_address
+def bind(observation, extracted, http_exchange, match, as_text_, title_of_):
+    global Observation, Extracted, HttpExchange, Match, as_text, title_of
     Observation, Extracted, HttpExchange, Match = observation, extracted, http_exchange, match
-    as_text, title_of, split_address = as_text_, title_of_, split_address_
+    as_text, title_of = as_text_, title_of_
 
 
 # JSON values as the decoders make them, checked by exact class (bool is not a number).
@@ -824,7 +823,7 @@ cdef enum:
     RS_BODY = 0, RS_HEADERS_LIST, RS_HEADERS, RS_CODE
 
 
-cdef inline object _record(object value, tuple keys):
+cdef inline tuple _record(object value, tuple keys):
     """A record: a tuple as `decode_pruned` made it, or the same tuple from a whole
     document's object; None for any other JSON value."""
     if type(value) is tuple:
@@ -862,13 +861,39 @@ cdef list _headers_of(tuple resp):
 cdef tuple _NO_RESPONSE = (None, None, None, None)
 
 
+cdef tuple _split_address(object address):
+    """("host", port) of "host:port" or "[v6]:port"; the port is None unless it is 1 to 5
+    ASCII digits up to 65535; (address, None) for a string without ":", (None, None) for a
+    value that is not a string."""
+    cdef str text, host, port
+    cdef Py_ssize_t colon, k, n
+    cdef long value = 0, digit
+    if type(address) is not str:
+        return (None, None)
+    text = <str>address
+    colon = text.rfind(":")
+    if colon < 0:
+        return (text, None)
+    host = text[:colon].strip("[]")
+    n = len(text) - colon - 1
+    if n < 1 or n > 5:
+        return (host, None)
+    for k in range(colon + 1, len(text)):
+        digit = <long>(<Py_UCS4>text[k]) - 48
+        if digit < 0 or digit > 9:
+            return (host, None)
+        value = value * 10 + digit
+    return (host, value if value <= 65535 else None)
+
+
 def extract(dict test_keys, str uid, str probe_cc, fpdb):
     cdef object ex = Extracted()
     cdef list obs = ex.observations
     cdef list matches = ex.matches
     cdef list dns, tcp, tls, names
     cdef bint any_answer
-    cdef object found, rec, a
+    cdef object found
+    cdef tuple rec, a, status, req, resp
 
     def fp_names(found):
         out = []
@@ -940,7 +965,7 @@ def extract(dict test_keys, str uid, str probe_cc, fpdb):
             rec = _record(h, TLS_HANDSHAKE)
             if rec is None:
                 continue
-            ip, port = split_address(rec[H_ADDRESS])
+            ip, port = _split_address(rec[H_ADDRESS])
             o = Observation(
                 uid, len(obs), "tls", _i(rec[H_TID]), None, ip, port, None, None,
                 _s(rec[H_SERVER_NAME]), None, None, None, None, _s(rec[H_FAILURE]),

@@ -48,18 +48,6 @@ def title_of(body: str | None) -> str | None:
     return m.group(1).strip() if m else None
 
 
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def split_address(address: Any) -> tuple[str | None, int | None]:
-    if not isinstance(address, str) or ":" not in address:
-        return _str(address), None
-    host, _, port = address.rpartition(":")
-    host = host.strip("[]")
-    return host, int(port) if port.isdigit() else None
-
-
 @dataclass
 class HttpExchange:
     url: str | None
@@ -98,4 +86,4 @@ def extract(test_keys: dict[str, Any], uid: str, probe_cc: str, fpdb: Fingerprin
     return _native.extract(test_keys, uid, probe_cc, fpdb)
 
 
-_native.bind(Observation, Extracted, HttpExchange, Match, as_text, title_of, split_address)
+_native.bind(Observation, Extracted, HttpExchange, Match, as_text, title_of)

@@ -278,3 +278,39 @@ def test_records_of_any_shape_are_extracted_alike_pruned_or_whole(
     assert isinstance(pruned, RawMeasurement) and pruned._text is not None
     whole = RawMeasurement(orjson.loads(text), pruned.uid, False, "f", 1)
     assert _analysis_dump(pruned) == _analysis_dump(whole)
+
+
+@pytest.mark.parametrize(
+    ("address", "ip", "port"),
+    [
+        ("1.2.3.4:443", "1.2.3.4", 443),
+        ("[2001:db8::1]:8443", "2001:db8::1", 8443),
+        ("1.2.3.4:65535", "1.2.3.4", 65535),
+        ("1.2.3.4:65536", "1.2.3.4", None),
+        ("1.2.3.4:²", "1.2.3.4", None),  # str.isdigit says yes, int() says no
+        ("1.2.3.4:٤٤٣", "1.2.3.4", None),  # Arabic-Indic digits: not a port on the wire
+        ("1.2.3.4:", "1.2.3.4", None),
+        ("1.2.3.4:0443x", "1.2.3.4", None),
+        ("1.2.3.4:123456", "1.2.3.4", None),
+        ("example.org", "example.org", None),
+        (443, None, None),
+    ],
+)
+def test_tls_handshake_addresses_of_any_form_are_split_without_failing(
+    address: Any, ip: str | None, port: int | None
+) -> None:
+    """A TLS handshake's `address` gives the observation's ip and port; a port that is not
+    1 to 5 ASCII digits up to 65535 is None (it used to raise on "²"), read pruned or whole."""
+    doc = {
+        "measurement_uid": "u",
+        "test_name": "web_connectivity",
+        "input": "https://example.org/",
+        "test_keys": {"tls_handshakes": [{"address": address, "failure": None}]},
+    }
+    text = orjson.dumps(doc)
+    (pruned,) = iter_lines(text, "f")
+    assert isinstance(pruned, RawMeasurement)
+    whole = RawMeasurement(orjson.loads(text), "u", False, "f", 1)
+    for raw in (pruned, whole):
+        (tls,) = analyze(raw, default_db()).observations
+        assert (tls.kind, tls.ip, tls.port) == ("tls", ip, port)
