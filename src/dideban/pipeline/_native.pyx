@@ -40,7 +40,7 @@ from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.math cimport HUGE_VAL
 from libc.stdlib cimport free, malloc, realloc
 from libc.stdint cimport uint32_t, uint64_t
-from libc.string cimport memcmp, memcpy, memset
+from libc.string cimport memchr, memcmp, memcpy, memset
 
 
 cdef inline uint64_t _has_zero(uint64_t v) noexcept nogil:
@@ -497,14 +497,17 @@ cdef class _Parser:
         cdef unsigned int cp, lo
         self.reserve(end - start + 8)
         cdef char *b = self.buf
+        cdef const unsigned char *bs
         while j < end:
-            c = self.s[j]
-            if c != 92:
-                b[o] = <char>c
-                o += 1
-                j += 1
-                continue
-            j += 1
+            # The plain run up to the next backslash, copied at once.
+            bs = <const unsigned char *>memchr(self.s + j, 92, end - j)
+            if bs == NULL:
+                memcpy(b + o, self.s + j, end - j)
+                o += end - j
+                break
+            memcpy(b + o, self.s + j, bs - (self.s + j))
+            o += bs - (self.s + j)
+            j = bs - self.s + 1
             c = self.s[j]
             j += 1
             if c == 34 or c == 92 or c == 47:
