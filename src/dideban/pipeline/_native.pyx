@@ -39,7 +39,7 @@ from cpython.list cimport PyList_Append
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.math cimport HUGE_VAL
 from libc.stdlib cimport free, malloc, realloc
-from libc.stdint cimport uint32_t, uint64_t
+from libc.stdint cimport uint16_t, uint32_t, uint64_t
 from libc.string cimport memchr, memcmp, memcpy, memset
 
 
@@ -1027,121 +1027,208 @@ def extract(dict test_keys, str uid, str probe_cc, fpdb):
 
 # -- many literals in one text ---------------------------------------------------------------
 
-cdef extern from "string.h":
-    void *memmem(const void *haystack, size_t haystacklen, const void *needle, size_t needlelen) nogil
-
 cdef extern from "Python.h":
     const char *PyUnicode_AsUTF8AndSize(object text, Py_ssize_t *size) except NULL
 
 
 cdef enum:
-    GRAM_BITS = 18
+    GRAM_BITS = 18     # the 4-byte gram filter: 2^18 bits (32 KB)
+    STRIDE = 5         # long words: a 4-byte gram at every 5th position of the text
+    SHORT_STRIDE = 3   # 4 to 7 byte words: a 2-byte gram at every 3rd position
+
+
+@cython.final
+cdef class _Grams:
+    """Grams (4 or 2 bytes, as a uint32) -> the (word, back) entries of the words that hold
+    the gram `back` bytes after their start: an open-addressed table over C arrays (looked
+    up only where the filter bitmap says the gram may be one of them)."""
+    cdef uint32_t *keys
+    cdef int *first       # index of the slot's first entry; -1: empty slot
+    cdef int *count
+    cdef int *word
+    cdef int *back
+    cdef uint32_t mask
+
+    def __cinit__(self, dict grams):
+        cdef uint32_t size = 16, slot
+        cdef int e = 0
+        while size < 2 * len(grams):
+            size *= 2
+        self.mask = size - 1
+        total = sum(len(v) for v in grams.values())
+        self.keys = <uint32_t *>malloc(size * sizeof(uint32_t))
+        self.first = <int *>malloc(size * sizeof(int))
+        self.count = <int *>malloc(size * sizeof(int))
+        self.word = <int *>malloc((total + 1) * sizeof(int))
+        self.back = <int *>malloc((total + 1) * sizeof(int))
+        if not (self.keys and self.first and self.count and self.word and self.back):
+            raise MemoryError()
+        for slot in range(size):
+            self.first[slot] = -1
+        for gram, entries in grams.items():
+            slot = _hash4(gram) & self.mask
+            while self.first[slot] != -1:
+                slot = (slot + 1) & self.mask
+            self.keys[slot] = gram
+            self.first[slot] = e
+            self.count[slot] = len(entries)
+            for k, b in entries:
+                self.word[e] = k
+                self.back[e] = b
+                e += 1
+
+    def __dealloc__(self):
+        free(self.keys)
+        free(self.first)
+        free(self.count)
+        free(self.word)
+        free(self.back)
+
+    cdef inline int find(self, uint32_t gram, int *count) noexcept:
+        """The index of the gram's first entry (and their count), or -1."""
+        cdef uint32_t slot = _hash4(gram) & self.mask
+        while self.first[slot] != -1:
+            if self.keys[slot] == gram:
+                count[0] = self.count[slot]
+                return self.first[slot]
+            slot = (slot + 1) & self.mask
+        return -1
 
 
 cdef class LiteralSet:
     """Every occurrence of every word (overlapping ones too) in a text, by the words' UTF-8.
 
     OONI's body fingerprints are ~1,300 literals. An Aho-Corasick automaton that large misses
-    the cache at most bytes (~3 ns a byte). Here each word is anchored on one of its 8-byte
-    windows, the one fewest other words share (prefixes such as "<title>" and "http://"
-    are shared by hundreds). At each position of the text the next 8 bytes are hashed into a
-    2^18-bit table of the anchors (32 KB, stays in cache); only where a bit is set are the
-    words with that anchor compared in full. Words of 4 to 7 bytes are anchored on their
-    first 4 bytes the same way, and the few shorter ones are searched for on their own."""
+    the cache at most bytes (~3 ns a byte). Here the text is sampled, not read byte by byte
+    (after Wu and Manber): each word of 8 bytes or more is anchored on one of its 8-byte
+    windows, the one whose 4-byte grams are rarest among all the words (prefixes such as
+    "<title>" and "http://" are shared by hundreds). Every occurrence of an 8-byte anchor
+    covers five 4-byte grams, one of them at a multiple of 5 in the text: so only every 5th
+    position is looked at, its 4 bytes hashed into a 2^18-bit filter of the anchors' grams
+    (32 KB, stays in cache), and only where a bit is set are the words holding that gram
+    compared in full at the start it implies. Words of 4 to 7 bytes are found the same way,
+    from three consecutive 2-byte grams (the rarest) at every 3rd position; the few shorter
+    ones are searched for on their own."""
     cdef list words            # bytes
-    cdef dict anchors8         # anchor (uint64) -> [(word index, offset of the anchor)]
-    cdef dict anchors4         # first 4 bytes (uint32) -> [(word index, 0)]
-    cdef list short            # indexes of words shorter than 4 bytes
-    cdef unsigned char bits8[1 << (GRAM_BITS - 3)]
+    cdef _Grams long_grams     # 4-byte grams of the anchors
+    cdef _Grams short_grams    # 2-byte grams of the 4 to 7 byte words
+    cdef bint any_short
+    cdef list tiny             # indexes of words shorter than 4 bytes
     cdef unsigned char bits4[1 << (GRAM_BITS - 3)]
+    cdef unsigned char bits2[1 << (16 - 3)]
 
     def __init__(self, words):
-        cdef uint64_t a8
-        cdef uint32_t a4
+        cdef uint32_t g4
+        cdef uint16_t g2
         cdef unsigned int h
         self.words = [w.encode("utf-8") for w in words]
-        self.anchors8 = {}
-        self.anchors4 = {}
-        self.short = []
-        memset(self.bits8, 0, sizeof(self.bits8))
+        self.tiny = []
         memset(self.bits4, 0, sizeof(self.bits4))
-        shared = {}
+        memset(self.bits2, 0, sizeof(self.bits2))
+        # How many words hold each 4-byte gram: how common it is in the texts searched too.
+        common = {}
         for w in self.words:
-            for g in {w[o:o + 8] for o in range(len(w) - 7)}:
-                shared[g] = shared.get(g, 0) + 1
+            for g in {w[o:o + 4] for o in range(len(w) - 3)}:
+                common[g] = common.get(g, 0) + 1
+        common2 = {}
+        for w in self.words:
+            for g in {w[o:o + 2] for o in range(len(w) - 1)}:
+                common2[g] = common2.get(g, 0) + 1
+        long_grams = {}
+        short_grams = {}
         for k, w in enumerate(self.words):
             if not w:
                 raise ValueError("empty word")
             if len(w) >= 8:
-                o = min(range(len(w) - 7), key=lambda o: (shared[w[o:o + 8]], o))
-                memcpy(&a8, <const char *>w + <Py_ssize_t>o, 8)
-                self.anchors8.setdefault(a8, []).append((k, o))
-                h = _hash8(a8)
-                self.bits8[h >> 3] |= 1 << (h & 7)
+                o = min(
+                    range(len(w) - 7),
+                    key=lambda o: (sum(common[w[o + d:o + d + 4]] for d in range(STRIDE)), o),
+                )
+                for d in range(STRIDE):
+                    memcpy(&g4, <const char *>w + <Py_ssize_t>(o + d), 4)
+                    long_grams.setdefault(g4, []).append((k, o + d))
+                    h = _hash4(g4)
+                    self.bits4[h >> 3] |= 1 << (h & 7)
             elif len(w) >= 4:
-                memcpy(&a4, <const char *>w, 4)
-                self.anchors4.setdefault(a4, []).append((k, 0))
-                h = _hash4(a4)
-                self.bits4[h >> 3] |= 1 << (h & 7)
+                o = min(
+                    range(len(w) - 3),
+                    key=lambda o: (sum(common2[w[o + d:o + d + 2]] for d in range(SHORT_STRIDE)), o),
+                )
+                for d in range(SHORT_STRIDE):
+                    memcpy(&g2, <const char *>w + <Py_ssize_t>(o + d), 2)
+                    short_grams.setdefault(g2, []).append((k, o + d))
+                    self.bits2[g2 >> 3] |= 1 << (g2 & 7)
             else:
-                self.short.append(k)
+                self.tiny.append(k)
+        self.long_grams = _Grams(long_grams)
+        self.short_grams = _Grams(short_grams)
+        self.any_short = len(short_grams) > 0
+
+    cdef int _check(self, _Grams grams, uint32_t gram, Py_ssize_t q, const char *s,
+                    Py_ssize_t n, list hits) except -1:
+        """The words that hold `gram` and so might start just before q: those that do."""
+        cdef int count = 0, e
+        cdef int first = grams.find(gram, &count)
+        cdef Py_ssize_t start, size
+        cdef bytes w
+        if first < 0:
+            return 0
+        for e in range(first, first + count):
+            start = q - grams.back[e]
+            if start < 0:
+                continue
+            w = <bytes>self.words[grams.word[e]]
+            size = len(w)
+            if start + size <= n and memcmp(s + start, <const char *>w, size) == 0:
+                hits.append((grams.word[e], start, start + size))
+        return 0
 
     def find(self, text):
         """([(word index, start, end)], size): every occurrence in `text` (str, or its UTF-8
         as bytes), as byte offsets in no particular order, and the text's size in bytes."""
-        cdef Py_ssize_t n, i, size, start
+        cdef Py_ssize_t n, q, size, start
         cdef const char *s
-        cdef uint64_t g8
         cdef uint32_t g4
+        cdef uint16_t g2
         cdef unsigned int h
         cdef list hits = []
         cdef bytes w
         cdef const char *found
-        cdef bint any4 = len(self.anchors4) > 0
         if type(text) is str:
             s = PyUnicode_AsUTF8AndSize(text, &n)
         else:
             s = <bytes>text
             n = len(<bytes>text)
-        for i in range(n - 3):
-            if i + 8 <= n:
-                memcpy(&g8, s + i, 8)
-                h = _hash8(g8)
-                if self.bits8[h >> 3] & (1 << (h & 7)):
-                    for k, o in self.anchors8.get(g8, ()):
-                        w = <bytes>self.words[k]
-                        size = len(w)
-                        start = i - <Py_ssize_t>o
-                        if start >= 0 and start + size <= n and memcmp(
-                            s + start, <const char *>w, size
-                        ) == 0:
-                            hits.append((k, start, start + size))
-            if any4:
-                memcpy(&g4, s + i, 4)
-                h = _hash4(g4)
-                if self.bits4[h >> 3] & (1 << (h & 7)):
-                    for k, o in self.anchors4.get(g4, ()):
-                        w = <bytes>self.words[k]
-                        size = len(w)
-                        if i + size <= n and memcmp(s + i, <const char *>w, size) == 0:
-                            hits.append((k, i, i + size))
-        if self.short:
-            for k in self.short:
-                w = <bytes>self.words[k]
-                size = len(w)
-                i = 0
-                while True:
-                    found = <const char *>memmem(s + i, n - i, <const char *>w, size)
-                    if found == NULL:
-                        break
-                    start = found - s
+        q = 0
+        while q + 4 <= n:
+            memcpy(&g4, s + q, 4)
+            h = _hash4(g4)
+            if self.bits4[h >> 3] & (1 << (h & 7)):
+                self._check(self.long_grams, g4, q, s, n, hits)
+            q += STRIDE
+        if self.any_short:
+            q = 0
+            while q + 2 <= n:
+                memcpy(&g2, s + q, 2)
+                if self.bits2[g2 >> 3] & (1 << (g2 & 7)):
+                    self._check(self.short_grams, g2, q, s, n, hits)
+                q += SHORT_STRIDE
+        for k in self.tiny:
+            # At each place of the word's first byte (memchr is vectorised; a non-ASCII
+            # lead byte, as in "\ufffd", is rare in a page).
+            w = <bytes>self.words[k]
+            size = len(w)
+            q = 0
+            while q + size <= n:
+                found = <const char *>memchr(s + q, (<const unsigned char *><const char *>w)[0],
+                                             n - size + 1 - q)
+                if found == NULL:
+                    break
+                start = found - s
+                if memcmp(found, <const char *>w, size) == 0:
                     hits.append((k, start, start + size))
-                    i = start + 1
+                q = start + 1
         return hits, n
-
-
-cdef inline unsigned int _hash8(uint64_t gram) noexcept:
-    return <unsigned int>((gram * 0x9E3779B97F4A7C15ULL) >> (64 - GRAM_BITS))
 
 
 cdef inline unsigned int _hash4(uint32_t gram) noexcept:

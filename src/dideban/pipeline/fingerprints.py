@@ -11,10 +11,11 @@ include the probe's country; `vbw` (vague blocking word) confirms only when expe
 name the probe's country; `fp` (a known false-positive pattern) never confirms.
 
 Speed: the literal body patterns (contains, prefix, full: all but ~14) go into one
-Aho-Corasick automaton (ahocorasick-rs, ~3x faster than pyahocorasick on str bodies), so a
-body costs ONE scan whatever the number of fingerprints; a hit is then checked against its
-pattern type (prefix/full anchor). The automaton also holds each `regexp` pattern's literal
-prefix: a regexp runs only on bodies where its prefix occurs (those without one always run).
+`_native.LiteralSet`, so a body costs ONE scan whatever the number of fingerprints (it
+samples the text rather than reading each byte: see its docstring); a hit is then checked
+against its pattern type (prefix/full anchor). The set also holds each `regexp` pattern's
+literal prefix: a regexp runs only on bodies where its prefix occurs (those without one
+always run). Header values, short, go through one Aho-Corasick automaton per header name.
 DNS `full` patterns are a dict lookup.
 """
 

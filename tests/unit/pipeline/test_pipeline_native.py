@@ -181,8 +181,18 @@ words_st = st.lists(
 )
 
 
+# Longer words too (anchored on 8-byte windows, found from every 5th position), from a small
+# alphabet so that they share grams and overlap.
+long_words_st = st.lists(
+    st.text(alphabet="ab<t\ufffd", min_size=1, max_size=24), min_size=1, max_size=30, unique=True
+)
+
+
 @settings(max_examples=300)
-@given(words_st, st.text(alphabet="abé\ufffd<tx", max_size=200))
+@given(
+    words_st | long_words_st,
+    st.text(alphabet="abé\ufffd<tx", max_size=200) | st.text(alphabet="ab<t", max_size=300),
+)
 def test_literal_set_finds_every_occurrence(words: list[str], text: str) -> None:
     data = text.encode()
     naive = set()
