@@ -19,11 +19,9 @@ setup(
             Extension("dideban.pipeline._native", ["src/dideban/pipeline/_native.pyx"]),
             Extension("dideban.pipeline.analysis", ["src/dideban/pipeline/analysis.py"]),
         ],
-        compiler_directives={
-            "language_level": "3",
-            "boundscheck": False,
-            "wraparound": False,
-            "initializedcheck": False,
-        },
+        # Only the language level here. `_native.pyx` turns off bounds and negative-index
+        # checks in its own header; `analysis.py` is plain Python and must keep Python's
+        # semantics (`reqs[-1]` compiled without them reads out of bounds).
+        compiler_directives={"language_level": "3"},
     )
 )

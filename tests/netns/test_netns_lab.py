@@ -324,6 +324,8 @@ def test_configure_rejects_bad_input_and_changes_nothing() -> None:
         netns.configure(shutdown="everything")
     with pytest.raises(ValueError, match="HH:MM"):
         netns.configure(shutdown="curfew", curfew=("25:00", "26:00"))
+    with pytest.raises(ValueError, match="HH:MM"):  # str.isdigit says yes to "²"
+        netns.configure(shutdown="curfew", curfew=("²:00", "06:00"))
     with pytest.raises(ValueError, match="needs the scenario"):
         netns.configure(profile="TCI-like")
     assert (netns.state_dir() / "plan.json").read_text(encoding="utf-8") == before

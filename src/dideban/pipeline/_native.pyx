@@ -1,4 +1,4 @@
-# cython: language_level=3
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
 """The pipeline's hot path, compiled: a JSON decoder that keeps only what the analysis reads.
 
 A measurement is ~9 KB of JSON, and most of it (TLS certificates, network events, the request
@@ -784,7 +784,10 @@ cdef inline object _s(object v):
 
 
 cdef inline object _i(object v):
-    return v if type(v) is int else None
+    """An integer the store's BIGINT columns hold; None for any other value."""
+    if type(v) is int and -9223372036854775808 <= v <= 9223372036854775807:
+        return v
+    return None
 
 
 cdef inline object _n(object v):

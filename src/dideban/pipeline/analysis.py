@@ -1,3 +1,4 @@
+# cython: annotation_typing=False
 """From a raw measurement to observations and an explained verdict.
 
 Pure: no I/O. `analyze(raw, fpdb)` extracts the observations, computes the facts of the test
@@ -21,7 +22,7 @@ import functools
 import ipaddress
 import re
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import urlsplit
 
 from dideban.model.verdict import Observation, Verdict
@@ -113,10 +114,19 @@ def _any_bogon(addrs: set[str]) -> bool:
     return any(map(is_bogon, addrs))
 
 
-def _addresses(values: Any) -> set[Any]:
-    """`{a for a in values if _is_ip(a)}`, each string checked once (values of other types,
-    possibly unhashable, always checked)."""
-    return {a for a in values if (_is_ip_text(a) if a.__class__ is str else _is_ip(a))}
+def _addresses(values: list[Any]) -> set[str]:
+    """The strings of `values` that are IP addresses (each string checked once)."""
+    return {a for a in values if a.__class__ is str and _is_ip_text(a)}
+
+
+def _is_number(v: Any) -> TypeGuard[int | float]:
+    """A JSON number (not a bool)."""
+    return v.__class__ is int or v.__class__ is float
+
+
+def _scalar(v: Any) -> Any:
+    """A JSON scalar as it is; an object or array (unhashable) as None."""
+    return None if isinstance(v, (dict, list)) else v
 
 
 # Documentation ranges count as routable here: the censorship lab addresses its "Internet"
@@ -151,9 +161,12 @@ def _time(doc: dict[str, Any]) -> dt.datetime:
 
 @_remembered
 def _host_scheme(url: str) -> tuple[str | None, str]:
-    """`urlsplit(url)`'s hostname and scheme (raising as it does on a malformed URL)."""
-    parts = urlsplit(url)
-    return parts.hostname, parts.scheme
+    """`urlsplit(url)`'s hostname and scheme; (None, "") for a URL it cannot split."""
+    try:
+        parts = urlsplit(url)
+        return parts.hostname, parts.scheme
+    except ValueError:  # e.g. "http://[" (an unclosed IPv6 literal), a port out of range
+        return None, ""
 
 
 def _any_status_true(results: dict[str, Any]) -> bool:
@@ -245,9 +258,8 @@ def _web_connectivity(tk: dict[str, Any], ex: Extracted, url: str | None) -> _Fa
         c_http = c_http if isinstance(c_http, dict) else _NO_DICT
     else:
         control = c_dns = c_http = _NO_DICT
-    c_http_ok = (
-        bool(c_http) and c_http.get("failure") is None and (c_http.get("status_code") or 0) > 0
-    )
+    c_code = c_http.get("status_code")
+    c_http_ok = bool(c_http) and c_http.get("failure") is None and _is_number(c_code) and c_code > 0
     control_usable = tk.get("control_failure") is None and bool(control)
 
     fp_http = fp_dns = False
@@ -279,7 +291,7 @@ def _web_connectivity(tk: dict[str, Any], ex: Extracted, url: str | None) -> _Fa
     if not isinstance(c_fail, str):
         c_fail = None
     c_addrs_raw = c_dns.get("addrs")
-    c_addrs = _addresses(c_addrs_raw or ())
+    c_addrs = _addresses(c_addrs_raw) if isinstance(c_addrs_raw, list) else set()
     c_dns_known = control_usable and bool(c_dns) and (c_fail is not None or c_addrs_raw is not None)
     dns_inconsistent = False
     if p_fail is not None:
@@ -394,14 +406,14 @@ def _vouched(p_addrs: set[str], ex: Extracted, c_addrs: set[str], control: dict[
         return True
     c_tcp, c_tls = _d(control.get("tcp_connect")), _d(control.get("tls_handshake"))
     info = _d(control.get("ip_info"))
-    c_asns = {_d(info.get(a)).get("asn") for a in c_addrs} - {None, 0}
-    p_asns = {_d(info.get(a)).get("asn") for a in p_addrs} - {None, 0}
+    c_asns = {_scalar(_d(info.get(a)).get("asn")) for a in c_addrs} - {None, 0}
+    p_asns = {_scalar(_d(info.get(a)).get("asn")) for a in p_addrs} - {None, 0}
     if c_asns & p_asns:
         return True
 
     def tls_outcome(ip: str) -> set[Any]:
         return {
-            (_d(v).get("status"), _d(v).get("failure"))
+            (_scalar(_d(v).get("status")), _scalar(_d(v).get("failure")))
             for k, v in c_tls.items()
             if isinstance(k, str) and k.rsplit(":", 1)[0].strip("[]") == ip
         }
@@ -488,7 +500,7 @@ def _torboot(doc: dict[str, Any], tk: dict[str, Any]) -> set[str]:
     if not failure and tk.get("success") is not False:
         return set()
     version = str(doc.get("test_version") or "0")
-    major_minor = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
+    major_minor = tuple(int(p) for p in version.split(".")[:2] if p.isascii() and p.isdigit())
     if tk.get("tor_progress") == 0 and major_minor >= (0, 4):
         return {"bootstrap_never_started"}
     return {"bootstrap_failed"}

@@ -44,7 +44,7 @@ class _TooLarge(Exception):
 
 async def _read_capped(request: Request, cap: int) -> bytes:
     length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > cap:
+    if length is not None and length.isascii() and length.isdigit() and int(length) > cap:
         raise _TooLarge
     chunks: list[bytes] = []
     size = 0

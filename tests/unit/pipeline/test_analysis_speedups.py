@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -90,7 +89,8 @@ ADDRESS_LIKE = st.one_of(
 @given(st.lists(ADDRESS_LIKE, max_size=6))
 def test_addresses_and_bogons_like_the_plain_definitions(values: list[Any]) -> None:
     for _ in range(2):  # first computed, then remembered
-        assert _addresses(values) == {a for a in values if _is_ip(a)}
+        # Addresses are strings: a number that `ipaddress` would take (0 is 0.0.0.0) is not.
+        assert _addresses(values) == {a for a in values if isinstance(a, str) and _is_ip(a)}
     strings = {v for v in values if isinstance(v, str)}
     assert _any_bogon(strings) == any(is_bogon(a) for a in strings)
 
@@ -127,10 +127,10 @@ def test_is_ip_is_ipaddress() -> None:
 def test_host_scheme_is_urlsplit(url: str) -> None:
     try:
         parts = urlsplit(url)
-    except ValueError as exc:
+    except ValueError:
+        # A URL urlsplit refuses (e.g. "http://[") has no host: the analysis goes on.
         for _ in range(2):
-            with pytest.raises(ValueError, match=re.escape(str(exc))):
-                _host_scheme(url)
+            assert _host_scheme(url) == (None, "")
         return
     for _ in range(2):
         assert _host_scheme(url) == (parts.hostname, parts.scheme)

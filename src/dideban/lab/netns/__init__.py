@@ -304,7 +304,14 @@ def configure(
     if curfew is not None:
         for t in curfew:
             hh, _, mm = t.partition(":")
-            if not (hh.isdigit() and mm.isdigit() and int(hh) < 24 and int(mm) < 60):
+            if not (
+                hh.isascii()
+                and hh.isdigit()
+                and mm.isascii()
+                and mm.isdigit()
+                and int(hh) < 24
+                and int(mm) < 60
+            ):
                 raise ValueError(f"curfew time must be HH:MM, got {t!r}")
     if protocol_filter_window is not None and protocol_filter_window < 0:
         raise ValueError("protocol_filter_window must be >= 0")

@@ -273,7 +273,8 @@ class Sites:
                 await asyncio.sleep(site.delay_ms / 1000)
             status, extra = "200 OK", ""
             if path.startswith("/bytes/"):
-                n = min(int(path[7:] or 0) if path[7:].isdigit() else 0, 8 << 20)
+                count = path[7:]
+                n = min(int(count) if count.isascii() and count.isdigit() else 0, 8 << 20)
                 body = b"x" * n
             else:
                 body = page_body(site)

@@ -1,0 +1,236 @@
+"""Malformed measurements never break the analysis or the store.
+
+Every OONI sample and lab measurement, with values replaced anywhere (envelope, control,
+records, test-specific keys) by any JSON value or by strings that broke it before (ports
+and versions that `str.isdigit` takes and `int` refuses, unclosed IPv6 URLs, integers beyond
+the store's BIGINT): the analysis returns a verdict (it does not raise), the same read pruned
+or whole, and its rows go into the DuckDB store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dideban.model.verdict import Observation, Verdict
+from dideban.pipeline.analysis import Analysis, analyze
+from dideban.pipeline.fields import ENVELOPE_READ, PRUNE_SPEC, TEST_KEYS_READ
+from dideban.pipeline.fingerprints import default_db
+from dideban.pipeline.readers import RawMeasurement, iter_lines, read_paths
+from dideban.store import Store
+
+ROOT = Path(__file__).resolve().parents[3]
+SOURCES = [
+    ROOT / "tests" / "fixtures" / "ooni-samples",
+    Path(__file__).parent / "data" / "lab_iran_websites.jsonl",
+]
+
+DOCS = [
+    item.doc
+    for item in read_paths(SOURCES)
+    if isinstance(item, RawMeasurement) and len(orjson.dumps(item.doc)) < 100_000
+]
+
+RECORDS = set(PRUNE_SPEC["test_keys"]) - set(TEST_KEYS_READ)
+
+# Values that broke the analysis once, and the edges of the types the store holds.
+TRICKY = st.sampled_from(
+    [
+        "²", "1.2.3.4:²", "1.2.3.4:99999", "[::1]:", "http://[", "http://[::1", "https://",
+        "0.²", "9999-12-31 23:59:59", "2024-13-45 99:99:99", "", "\x00", "10.10.34.35",
+        "::", 2**63, 2**64 - 1, -(2**63) - 1, 1e308, -1e308, True, [["a", "b"]],
+        {"format": "base64", "data": "!!"}, {"format": "base64", "data": "aGk="},
+    ]
+)  # fmt: skip
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12)
+    | TRICKY
+)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [prefix]
+    if isinstance(value, dict):
+        for k, v in value.items():
+            out += _paths(v, (*prefix, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            out += _paths(v, (*prefix, i))
+    return out
+
+
+def _read(path: tuple[Any, ...]) -> bool:
+    """Whether the analysis reads the value at `path` (most changes go there)."""
+    if path[0] != "test_keys":
+        return path[0] in ENVELOPE_READ
+    return len(path) == 1 or path[1] in TEST_KEYS_READ or path[1] in RECORDS
+
+
+class Case(bytes):
+    """A measurement's JSON text, shown in failures by what was changed."""
+
+    changes: list[tuple[int, tuple[Any, ...], Any]]
+
+    def __repr__(self) -> str:
+        return f"Case(DOCS[i], path -> value: {self.changes!r})"
+
+
+@st.composite
+def malformed(draw: st.DrawFn) -> Case:
+    k = draw(st.integers(0, len(DOCS) - 1))
+    doc = json.loads(json.dumps(DOCS[k]))
+    changes = []
+    for _ in range(draw(st.integers(1, 3))):
+        paths = _paths(doc)[1:]
+        read = [p for p in paths if _read(p)]
+        path = draw(st.sampled_from(read if read and draw(st.integers(0, 4)) else paths))
+        parent = doc
+        for step in path[:-1]:
+            parent = parent[step]
+        parent[path[-1]] = value = draw(VALUES)
+        changes.append((k, path, value))
+    case = Case(json.dumps(doc).encode())  # json: integers beyond 64 bits too
+    case.changes = changes
+    return case
+
+
+def _dump(a: Analysis) -> str:
+    return json.dumps(
+        [
+            dataclasses.asdict(a.verdict),
+            sorted(a.facts),
+            [dataclasses.asdict(o) for o in a.observations],
+        ],
+        default=str,
+        sort_keys=True,
+    )
+
+
+def _conforms(value: Any, tp: Any) -> bool:
+    """Whether `value` is of the annotated type (what the store's column for it takes)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return any(_conforms(value, a) for a in typing.get_args(tp))
+    if origin is list:
+        return isinstance(value, list) and all(_conforms(v, typing.get_args(tp)[0]) for v in value)
+    if origin is typing.Literal:
+        return value in typing.get_args(tp)
+    if tp is type(None):
+        return value is None
+    if tp is int:
+        return type(value) is int and -(2**63) <= value < 2**63
+    return type(value) is tp
+
+
+@functools.cache
+def _fields(cls: type) -> list[tuple[str, Any]]:
+    hints = typing.get_type_hints(cls)
+    return [(f.name, hints[f.name]) for f in dataclasses.fields(cls)]
+
+
+def _check_types(row: Any) -> None:
+    for name, tp in _fields(type(row)):
+        assert _conforms(getattr(row, name), tp), (name, getattr(row, name))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(malformed())
+def test_any_malformed_measurement_gets_a_verdict_pruned_or_whole(text: Case) -> None:
+    (pruned,) = iter_lines(text, "f")
+    if not isinstance(pruned, RawMeasurement):
+        return  # e.g. test_name and test_keys both replaced: reported as unreadable
+    try:  # decoded whole as the reader does: orjson, else the standard parser
+        doc = orjson.loads(bytes(text))  # (orjson takes no subclass of bytes)
+    except orjson.JSONDecodeError:
+        doc = json.loads(text)
+    whole = RawMeasurement(doc, pruned.uid, pruned.uid_derived, "f", 1)
+    a = analyze(pruned, default_db())
+    assert _dump(a) == _dump(analyze(whole, default_db()))
+    _check_types(a.verdict)
+    for o in a.observations:
+        _check_types(o)
+
+
+# One measurement of each test, and each value type (with the tricky ones) at every place the
+# analysis reads: checked one by one, not left to chance.
+ONE_PER_TEST = list({str(d.get("test_name")): d for d in DOCS if d.get("test_keys")}.values())
+REPLACEMENTS = [
+    None, True, 0, -1, 1.5, 2**64 - 1, -(2**63) - 1, "", "²", "1.2.3.4:²", "http://[",
+    [], {}, [["a", "b"]], {"a": 1},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("doc", ONE_PER_TEST, ids=lambda d: str(d.get("test_name")))
+def test_every_value_the_analysis_reads_may_be_of_any_type(doc: dict[str, Any]) -> None:
+    db = default_db()
+    changed = json.loads(json.dumps(doc))
+    # (The first item of each list stands for the rest.)
+    paths = [
+        p for p in _paths(changed)[1:] if _read(p) and all(i == 0 for i in p if type(i) is int)
+    ]
+    for path in paths:
+        parent = changed
+        for step in path[:-1]:
+            parent = parent[step]
+        old = parent[path[-1]]
+        for value in REPLACEMENTS:
+            parent[path[-1]] = value
+            for raw in iter_lines(json.dumps(changed).encode(), "f"):
+                if isinstance(raw, RawMeasurement):
+                    try:
+                        a = analyze(raw, db)
+                    except Exception as exc:  # which value, where: in the report
+                        raise AssertionError(f"{path} = {value!r}: {exc!r}") from exc
+                    for row in (a.verdict, *a.observations):
+                        _check_types(row)
+        parent[path[-1]] = old
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> typing.Iterator[Store]:
+    s = Store.open(tmp_path_factory.mktemp("robust") / "s.duckdb")
+    yield s
+    s.close()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(malformed(), min_size=1, max_size=8))
+def test_malformed_measurements_go_into_the_store(store: Store, texts: list[Case]) -> None:
+    analyses: dict[str, Analysis] = {}  # by uid, the last one winning (as ingest does)
+    for text in texts:
+        for raw in iter_lines(text, "f"):
+            if isinstance(raw, RawMeasurement):
+                analyses[raw.uid] = analyze(raw, default_db())
+    observations: list[Observation] = [o for a in analyses.values() for o in a.observations]
+    verdicts: list[Verdict] = [a.verdict for a in analyses.values()]
+    store.replace_derived(observations, verdicts)
+    uids = sorted(analyses)
+    got = store.conn.execute(
+        "SELECT count(*) FROM verdicts WHERE measurement_uid IN (SELECT unnest(?))", [uids]
+    ).fetchone()
+    assert got is not None and got[0] == len(uids)
+    got = store.conn.execute(
+        "SELECT count(*) FROM observations WHERE measurement_uid IN (SELECT unnest(?))", [uids]
+    ).fetchone()
+    assert got is not None and got[0] == len(observations)
