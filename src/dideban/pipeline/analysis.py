@@ -142,15 +142,16 @@ def _d(v: Any) -> dict[str, Any]:
 _NO_DICT: dict[str, Any] = {}
 
 
-@_remembered
 def _parse_time(text: str) -> dt.datetime:
-    # OONI writes "YYYY-mm-dd HH:MM:SS" (UTC); some tools add "T"/"Z".
+    """OONI writes "YYYY-mm-dd HH:MM:SS" (UTC); some tools add "T"/"Z" or an offset. EPOCH
+    for a time that is not one, or that is out of range once in UTC. (Not remembered: start
+    times hardly repeat, and a cache miss costs more than the parse.)"""
     try:
         when = dt.datetime.fromisoformat(text.removesuffix("Z"))
-    except ValueError:
+        if when.tzinfo is not None:
+            when = when.astimezone(dt.UTC).replace(tzinfo=None)
+    except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 moved to UTC
         return EPOCH
-    if when.tzinfo is not None:
-        when = when.astimezone(dt.UTC).replace(tzinfo=None)
     return when
 
 

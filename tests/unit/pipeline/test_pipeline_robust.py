@@ -47,7 +47,7 @@ RECORDS = set(PRUNE_SPEC["test_keys"]) - set(TEST_KEYS_READ)
 TRICKY = st.sampled_from(
     [
         "²", "1.2.3.4:²", "1.2.3.4:99999", "[::1]:", "http://[", "http://[::1", "https://",
-        "0.²", "9999-12-31 23:59:59", "2024-13-45 99:99:99", "", "\x00", "10.10.34.35",
+        "0.²", "9999-12-31 23:59:59", "9999-12-31T23:59:59-01:00", "2024-13-45 99:99:99", "", "\x00", "10.10.34.35",
         "::", 2**63, 2**64 - 1, -(2**63) - 1, 1e308, -1e308, True, [["a", "b"]],
         {"format": "base64", "data": "!!"}, {"format": "base64", "data": "aGk="},
     ]
@@ -177,7 +177,7 @@ def test_any_malformed_measurement_gets_a_verdict_pruned_or_whole(text: Case) ->
 ONE_PER_TEST = list({str(d.get("test_name")): d for d in DOCS if d.get("test_keys")}.values())
 REPLACEMENTS = [
     None, True, 0, -1, 1.5, 2**64 - 1, -(2**63) - 1, "", "²", "1.2.3.4:²", "http://[",
-    [], {}, [["a", "b"]], {"a": 1},
+    [], {}, [["a", "b"]], {"a": 1}, "0001-01-01T00:00:00+01:00",
 ]  # fmt: skip
 
 
