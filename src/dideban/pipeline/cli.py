@@ -59,10 +59,10 @@ def _time(text: str | None, flag: str) -> dt.datetime | None:
         return None
     try:
         when = dt.datetime.fromisoformat(text)
-    except ValueError:
+        return when.astimezone(dt.UTC).replace(tzinfo=None) if when.tzinfo else when
+    except (ValueError, OverflowError):  # OverflowError: out of range once in UTC
         typer.echo(f"error: {flag} {text!r} is not an ISO date or datetime", err=True)
         raise typer.Exit(2) from None
-    return when.astimezone(dt.UTC).replace(tzinfo=None) if when.tzinfo else when
 
 
 def analyze_cmd(

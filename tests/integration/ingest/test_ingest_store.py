@@ -263,13 +263,14 @@ def test_cli_ingest_and_analyze(tmp_path: Path) -> None:
         [*run, "analyze", str(tmp_path / "missing.json")], capture_output=True, env=env, timeout=60
     )
     assert r.returncode == 2 and b"no such file" in r.stderr
-    r = subprocess.run(
-        [*run, "reprocess", "--db", str(db), "--since", "yesterday"],
-        capture_output=True,
-        env=env,
-        timeout=60,
-    )
-    assert r.returncode == 2 and b"not an ISO date" in r.stderr
+    for since in ("yesterday", "0001-01-01T00:00:00+01:00"):  # (the second: year 0 in UTC)
+        r = subprocess.run(
+            [*run, "reprocess", "--db", str(db), "--since", since],
+            capture_output=True,
+            env=env,
+            timeout=60,
+        )
+        assert r.returncode == 2 and b"not an ISO date" in r.stderr
     with duckdb.connect(str(db), read_only=True) as c:
         assert c.execute("SELECT count(*) FROM verdicts").fetchone() == (3,)
 
