@@ -15,10 +15,15 @@ from urllib.parse import urlsplit
 DEFAULT_FOLDER = Path(__file__).resolve().parents[1] / "data" / "test-lists"
 
 
-def _url_key(url: str) -> str:
-    parts = urlsplit(url.strip())
+def _url_key(url: str) -> tuple[str, str | None] | None:
+    """(the URL as a key, its host name); None for a URL urlsplit refuses ("http://[")."""
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname
+    except ValueError:
+        return None
     path = parts.path or "/"
-    return f"{parts.scheme.lower()}://{(parts.hostname or '').lower()}{path}"
+    return f"{parts.scheme.lower()}://{(host or '').lower()}{path}", host
 
 
 def _host_key(host: str) -> str:
@@ -48,8 +53,11 @@ class CategoryIndex:
                     url, code = (row.get("url") or "").strip(), (row.get("category_code") or "")
                     if not url or not code:
                         continue
-                    entries.by_url.setdefault(_url_key(url), code.strip())
-                    host = urlsplit(url).hostname
+                    keyed = _url_key(url)
+                    if keyed is None:
+                        continue
+                    key, host = keyed
+                    entries.by_url.setdefault(key, code.strip())
                     if host:
                         entries.by_host.setdefault(_host_key(host), code.strip())
             index.lists[path.stem.lower()] = entries
@@ -61,11 +69,13 @@ class CategoryIndex:
             return None
         order = [self.lists.get((probe_cc or "").lower()), self.lists.get("global")]
         chosen = [entries for entries in order if entries is not None]
-        key = _url_key(url)
+        keyed = _url_key(url)
+        if keyed is None:
+            return None
+        key, host = keyed
         for entries in chosen:
             if key in entries.by_url:
                 return entries.by_url[key]
-        host = urlsplit(url).hostname
         if host:
             for entries in chosen:
                 code = entries.by_host.get(_host_key(host))

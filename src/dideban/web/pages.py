@@ -450,7 +450,10 @@ def _control_for(obs: dict[str, Any], control: dict[str, Any]) -> str:
             return "—"
         if dns.get("failure"):
             return f"failed: {dns['failure']}"
-        return ", ".join(str(a) for a in dns.get("addrs") or []) or "no addresses"
+        addrs = dns.get("addrs")
+        if not isinstance(addrs, list):
+            return "no addresses" if not addrs else f"malformed addrs: {addrs!r:.80}"
+        return ", ".join(str(a) for a in addrs) or "no addresses"
     if kind == "tcp":
         tcp = control.get("tcp_connect") or {}
         key = f"{obs.get('ip')}:{obs.get('port')}"

@@ -47,3 +47,14 @@ def test_the_shipped_lists_know_the_iranian_list() -> None:
     index = CategoryIndex.load()
     assert {"global", "ir"} <= set(index.lists)
     assert len(index.lists["ir"].by_url) > 800
+
+
+def test_urls_urlsplit_refuses_have_no_category_and_are_skipped_in_lists(tmp_path: Path) -> None:
+    index = _index(tmp_path)
+    assert index.lookup("http://[", "IR") is None  # used to raise ValueError: ingest died
+    assert index.lookup("http://[::1", "DE") is None
+    (tmp_path / "de.csv").write_text(
+        HEADER + "http://[bad,NEWS,News,2020-01-01,x,\nhttps://good.de/,GRP,Social,2020-01-01,x,\n",
+        encoding="utf-8",
+    )
+    assert CategoryIndex.load(tmp_path).lookup("https://good.de/", "DE") == "GRP"

@@ -14,7 +14,6 @@ import functools
 import json
 import types
 import typing
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -24,31 +23,17 @@ from hypothesis import strategies as st
 
 from dideban.model.verdict import Observation, Verdict
 from dideban.pipeline.analysis import Analysis, analyze
-from dideban.pipeline.fields import ENVELOPE_READ, PRUNE_SPEC, TEST_KEYS_READ
 from dideban.pipeline.fingerprints import default_db
-from dideban.pipeline.readers import RawMeasurement, iter_lines, read_paths
+from dideban.pipeline.readers import RawMeasurement, iter_lines
 from dideban.store import Store
-
-ROOT = Path(__file__).resolve().parents[3]
-SOURCES = [
-    ROOT / "tests" / "fixtures" / "ooni-samples",
-    Path(__file__).parent / "data" / "lab_iran_websites.jsonl",
-]
-
-DOCS = [
-    item.doc
-    for item in read_paths(SOURCES)
-    if isinstance(item, RawMeasurement) and len(orjson.dumps(item.doc)) < 100_000
-]
-
-RECORDS = set(PRUNE_SPEC["test_keys"]) - set(TEST_KEYS_READ)
+from malformed_kit import DOCS, REPLACEMENTS, is_read, paths, put
 
 # Values that broke the analysis once, and the edges of the types the store holds.
 TRICKY = st.sampled_from(
     [
-        "²", "1.2.3.4:²", "1.2.3.4:99999", "[::1]:", "http://[", "http://[::1", "https://",
-        "0.²", "9999-12-31 23:59:59", "9999-12-31T23:59:59-01:00", "2024-13-45 99:99:99", "", "\x00", "10.10.34.35",
-        "::", 2**63, 2**64 - 1, -(2**63) - 1, 1e308, -1e308, True, [["a", "b"]],
+        *REPLACEMENTS, "1.2.3.4:99999", "[::1]:", "http://[::1", "https://", "0.²",
+        "9999-12-31 23:59:59", "9999-12-31T23:59:59-01:00", "2024-13-45 99:99:99", "\x00",
+        "10.10.34.35", "::", 2**63, 1e308, -1e308,
         {"format": "base64", "data": "!!"}, {"format": "base64", "data": "aGk="},
     ]
 )  # fmt: skip
@@ -69,24 +54,6 @@ VALUES = st.recursive(
 )
 
 
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    out = [prefix]
-    if isinstance(value, dict):
-        for k, v in value.items():
-            out += _paths(v, (*prefix, k))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            out += _paths(v, (*prefix, i))
-    return out
-
-
-def _read(path: tuple[Any, ...]) -> bool:
-    """Whether the analysis reads the value at `path` (most changes go there)."""
-    if path[0] != "test_keys":
-        return path[0] in ENVELOPE_READ
-    return len(path) == 1 or path[1] in TEST_KEYS_READ or path[1] in RECORDS
-
-
 class Case(bytes):
     """A measurement's JSON text, shown in failures by what was changed."""
 
@@ -102,13 +69,11 @@ def malformed(draw: st.DrawFn) -> Case:
     doc = json.loads(json.dumps(DOCS[k]))
     changes = []
     for _ in range(draw(st.integers(1, 3))):
-        paths = _paths(doc)[1:]
-        read = [p for p in paths if _read(p)]
-        path = draw(st.sampled_from(read if read and draw(st.integers(0, 4)) else paths))
-        parent = doc
-        for step in path[:-1]:
-            parent = parent[step]
-        parent[path[-1]] = value = draw(VALUES)
+        every = paths(doc)[1:]
+        read = [p for p in every if is_read(p)]
+        path = draw(st.sampled_from(read if read and draw(st.integers(0, 4)) else every))
+        value = draw(VALUES)
+        put(doc, path, value)
         changes.append((k, path, value))
     case = Case(json.dumps(doc).encode())  # json: integers beyond 64 bits too
     case.changes = changes
@@ -175,10 +140,6 @@ def test_any_malformed_measurement_gets_a_verdict_pruned_or_whole(text: Case) ->
 # One measurement of each test, and each value type (with the tricky ones) at every place the
 # analysis reads: checked one by one, not left to chance.
 ONE_PER_TEST = list({str(d.get("test_name")): d for d in DOCS if d.get("test_keys")}.values())
-REPLACEMENTS = [
-    None, True, 0, -1, 1.5, 2**64 - 1, -(2**63) - 1, "", "²", "1.2.3.4:²", "http://[",
-    [], {}, [["a", "b"]], {"a": 1}, "0001-01-01T00:00:00+01:00",
-]  # fmt: skip
 
 
 @pytest.mark.parametrize("doc", ONE_PER_TEST, ids=lambda d: str(d.get("test_name")))
@@ -186,16 +147,13 @@ def test_every_value_the_analysis_reads_may_be_of_any_type(doc: dict[str, Any]) 
     db = default_db()
     changed = json.loads(json.dumps(doc))
     # (The first item of each list stands for the rest.)
-    paths = [
-        p for p in _paths(changed)[1:] if _read(p) and all(i == 0 for i in p if type(i) is int)
+    where = [
+        p for p in paths(changed)[1:] if is_read(p) and all(i == 0 for i in p if type(i) is int)
     ]
-    for path in paths:
-        parent = changed
-        for step in path[:-1]:
-            parent = parent[step]
-        old = parent[path[-1]]
+    for path in where:
+        old = put(changed, path, None)
         for value in REPLACEMENTS:
-            parent[path[-1]] = value
+            put(changed, path, value)
             for raw in iter_lines(json.dumps(changed).encode(), "f"):
                 if isinstance(raw, RawMeasurement):
                     try:
@@ -204,7 +162,7 @@ def test_every_value_the_analysis_reads_may_be_of_any_type(doc: dict[str, Any]) 
                         raise AssertionError(f"{path} = {value!r}: {exc!r}") from exc
                     for row in (a.verdict, *a.observations):
                         _check_types(row)
-        parent[path[-1]] = old
+        put(changed, path, old)
 
 
 @pytest.fixture(scope="module")
