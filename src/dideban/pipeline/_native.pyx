@@ -1128,38 +1128,25 @@ cdef class LiteralSet:
         self.tiny = []
         memset(self.bits4, 0, sizeof(self.bits4))
         memset(self.bits2, 0, sizeof(self.bits2))
-        # How many words hold each 4-byte gram: how common it is in the texts searched too.
-        common = {}
-        for w in self.words:
-            for g in {w[o:o + 4] for o in range(len(w) - 3)}:
-                common[g] = common.get(g, 0) + 1
-        common2 = {}
-        for w in self.words:
-            for g in {w[o:o + 2] for o in range(len(w) - 1)}:
-                common2[g] = common2.get(g, 0) + 1
+        common4 = _commonness(self.words, 4)
+        common2 = _commonness(self.words, 2)
         long_grams = {}
         short_grams = {}
         for k, w in enumerate(self.words):
             if not w:
                 raise ValueError("empty word")
             if len(w) >= 8:
-                o = min(
-                    range(len(w) - 7),
-                    key=lambda o: (sum(common[w[o + d:o + d + 4]] for d in range(STRIDE)), o),
-                )
-                for d in range(STRIDE):
-                    memcpy(&g4, <const char *>w + <Py_ssize_t>(o + d), 4)
-                    long_grams.setdefault(g4, []).append((k, o + d))
+                # The 8-byte window (five 4-byte grams) whose grams are rarest.
+                for back in _window(w, 4, STRIDE, common4):
+                    memcpy(&g4, <const char *>w + <Py_ssize_t>back, 4)
+                    long_grams.setdefault(g4, []).append((k, back))
                     h = _hash4(g4)
                     self.bits4[h >> 3] |= 1 << (h & 7)
             elif len(w) >= 4:
-                o = min(
-                    range(len(w) - 3),
-                    key=lambda o: (sum(common2[w[o + d:o + d + 2]] for d in range(SHORT_STRIDE)), o),
-                )
-                for d in range(SHORT_STRIDE):
-                    memcpy(&g2, <const char *>w + <Py_ssize_t>(o + d), 2)
-                    short_grams.setdefault(g2, []).append((k, o + d))
+                # The 4-byte window (three 2-byte grams) whose grams are rarest.
+                for back in _window(w, 2, SHORT_STRIDE, common2):
+                    memcpy(&g2, <const char *>w + <Py_ssize_t>back, 2)
+                    short_grams.setdefault(g2, []).append((k, back))
                     self.bits2[g2 >> 3] |= 1 << (g2 & 7)
             else:
                 self.tiny.append(k)
@@ -1232,6 +1219,26 @@ cdef class LiteralSet:
                     hits.append((k, start, start + size))
                 q = start + 1
         return hits, n
+
+
+def _commonness(list words, int size):
+    """How many of the words hold each gram of `size` bytes: how common it is in the texts
+    searched too (the words are HTML, as the bodies are)."""
+    common = {}
+    for w in words:
+        for g in {w[o:o + size] for o in range(len(w) - size + 1)}:
+            common[g] = common.get(g, 0) + 1
+    return common
+
+
+def _window(bytes w, int size, int stride, dict common):
+    """The offsets in `w` of the `stride` consecutive grams of `size` bytes, rarest in all
+    (an occurrence of the word puts one of them at a multiple of `stride` in the text)."""
+    first = min(
+        range(len(w) - size - stride + 2),
+        key=lambda o: (sum(common[w[o + d:o + d + size]] for d in range(stride)), o),
+    )
+    return range(first, first + stride)
 
 
 cdef inline unsigned int _hash4(uint32_t gram) noexcept:

@@ -1,6 +1,6 @@
 """Malformed measurements go through ingest, the API and every dashboard page without an
 error: real measurements with values replaced (a bool where the control's addresses belong,
-an unclosed IPv6 URL as input, integers beyond BIGINT...; see tests/malformed_kit.py).
+an unclosed IPv6 URL as input, integers beyond BIGINT...; see tests/pipeline_kit.py).
 
 Random changes to all kinds of measurements, and every replacement value at each envelope
 key and each place of a web_connectivity control (what the measurement page shows beside
@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from dideban.api.app import create_app
 from dideban.cli import build_app
-from malformed_kit import each_replacement, is_read, mutated, paths, web_connectivity_with_control
+from pipeline_kit import each_replacement, is_read, mutated, paths, web_connectivity_with_control
 
 N = 150
 

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from dideban.pipeline import _native
 from dideban.pipeline.analysis import analyze
 from dideban.pipeline.fingerprints import default_db
 from dideban.pipeline.readers import RawMeasurement, iter_lines, read_paths
+from pipeline_kit import analysis_dump, paths
 
 ROOT = Path(__file__).resolve().parents[3]
 SAMPLES = ROOT / "tests" / "fixtures" / "ooni-samples"
@@ -136,16 +136,7 @@ def test_decode_pruned_leaves_the_lenient_cases_to_the_reference(text: bytes) ->
 
 
 def _analysis_dump(raw: RawMeasurement) -> str:
-    a = analyze(raw, default_db())
-    return json.dumps(
-        [
-            dataclasses.asdict(a.verdict),
-            sorted(a.facts),
-            [dataclasses.asdict(o) for o in a.observations],
-        ],
-        default=str,
-        sort_keys=True,
-    )
+    return analysis_dump(analyze(raw, default_db()))
 
 
 def test_pruned_reading_gives_the_analysis_of_the_whole_measurement() -> None:
@@ -241,17 +232,6 @@ def test_jsonl_read_in_blocks_is_read_as_a_whole(
     assert [w[1] for w in whole if isinstance(w, tuple)] == [2, 5, 6, 7]
 
 
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    out = [prefix]
-    if isinstance(value, dict):
-        for k, v in value.items():
-            out += _paths(v, (*prefix, k))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            out += _paths(v, (*prefix, i))
-    return out
-
-
 _RECORD_DOCS = [
     item.doc
     for item in read_paths([LAB])
@@ -274,7 +254,7 @@ def test_records_of_any_shape_are_extracted_alike_pruned_or_whole(
         key = data.draw(st.sampled_from(["queries", "tcp_connect", "tls_handshakes", "requests"]))
         if key not in tk:
             continue
-        path = data.draw(st.sampled_from(_paths(tk[key])))
+        path = data.draw(st.sampled_from(paths(tk[key])))
         new = data.draw(json_values)
         if not path:
             tk[key] = new

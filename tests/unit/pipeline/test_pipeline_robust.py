@@ -26,7 +26,7 @@ from dideban.pipeline.analysis import Analysis, analyze
 from dideban.pipeline.fingerprints import default_db
 from dideban.pipeline.readers import RawMeasurement, iter_lines
 from dideban.store import Store
-from malformed_kit import DOCS, REPLACEMENTS, is_read, paths, put
+from pipeline_kit import DOCS, REPLACEMENTS, analysis_dump, is_read, paths, put
 
 # Values that broke the analysis once, and the edges of the types the store holds.
 TRICKY = st.sampled_from(
@@ -80,18 +80,6 @@ def malformed(draw: st.DrawFn) -> Case:
     return case
 
 
-def _dump(a: Analysis) -> str:
-    return json.dumps(
-        [
-            dataclasses.asdict(a.verdict),
-            sorted(a.facts),
-            [dataclasses.asdict(o) for o in a.observations],
-        ],
-        default=str,
-        sort_keys=True,
-    )
-
-
 def _conforms(value: Any, tp: Any) -> bool:
     """Whether `value` is of the annotated type (what the store's column for it takes)."""
     origin = typing.get_origin(tp)
@@ -131,7 +119,7 @@ def test_any_malformed_measurement_gets_a_verdict_pruned_or_whole(text: Case) ->
         doc = json.loads(text)
     whole = RawMeasurement(doc, pruned.uid, pruned.uid_derived, "f", 1)
     a = analyze(pruned, default_db())
-    assert _dump(a) == _dump(analyze(whole, default_db()))
+    assert analysis_dump(a) == analysis_dump(analyze(whole, default_db()))
     _check_types(a.verdict)
     for o in a.observations:
         _check_types(o)

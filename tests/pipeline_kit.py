@@ -1,12 +1,15 @@
-"""Malformed measurements for robustness tests: real ones (every OONI sample and lab
-measurement) with values replaced where the analysis reads them.
+"""What the pipeline tests share: the real measurements (every OONI sample and lab
+measurement), malformed copies of them with values replaced where the analysis reads, and
+an analysis as comparable text.
 
-Shared by tests/unit/pipeline/test_pipeline_robust.py (analysis and store) and
-tests/integration/api/test_malformed_measurements.py (ingest, API and pages).
+Used by tests/unit/pipeline (test_pipeline_robust: analysis and store; test_pipeline_native:
+pruned against whole) and tests/integration/api/test_malformed_measurements.py (ingest, API
+and pages).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from pathlib import Path
@@ -14,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from dideban.pipeline.analysis import Analysis
 from dideban.pipeline.fields import ENVELOPE_READ, PRUNE_SPEC, TEST_KEYS_READ
 from dideban.pipeline.readers import RawMeasurement, read_paths
 
@@ -36,6 +40,19 @@ REPLACEMENTS: list[Any] = [
     None, True, 0, -1, 1.5, 2**64 - 1, -(2**63) - 1, "", "²", "1.2.3.4:²", "http://[",
     [], {}, [["a", "b"]], {"a": 1}, "0001-01-01T00:00:00+01:00",
 ]  # fmt: skip
+
+
+def analysis_dump(a: Analysis) -> str:
+    """The verdict, facts and observations of an analysis, as canonical JSON."""
+    return json.dumps(
+        [
+            dataclasses.asdict(a.verdict),
+            sorted(a.facts),
+            [dataclasses.asdict(o) for o in a.observations],
+        ],
+        default=str,
+        sort_keys=True,
+    )
 
 
 def paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
