@@ -892,25 +892,25 @@ cdef tuple _split_address(object address):
     return (host, value if value <= 65535 else None)
 
 
+cdef list _fp_names(list found, list matches, str probe_cc):
+    """The names of the fingerprints found; each is listed in `matches` too, with whether
+    it confirms blocking in the probe's country."""
+    cdef list out = []
+    for fp in found:
+        matches.append(Match(fp, fp.confirms(probe_cc)))
+        out.append(fp.name)
+    return out
+
+
 def extract(dict test_keys, str uid, str probe_cc, fpdb):
-    cdef object ex = Extracted()
-    cdef list obs = ex.observations
-    cdef list matches = ex.matches
-    cdef list dns, tcp, tls, names
+    cdef list obs = [], matches = [], http = [], dns = [], tcp = [], tls = []
+    cdef list names
     cdef bint any_answer
     cdef object found
     cdef tuple rec, a, status, req, resp
 
-    def fp_names(found):
-        out = []
-        for fp in found:
-            matches.append(Match(fp, fp.confirms(probe_cc)))
-            out.append(fp.name)
-        return out
-
     queries = _get(test_keys, "queries")
     if type(queries) is list:
-        dns = ex.dns
         match_dns = fpdb.match_dns
         for q in <list>queries:
             rec = _record(q, QUERY)
@@ -937,7 +937,7 @@ def extract(dict test_keys, str uid, str probe_cc, fpdb):
                     o = Observation(
                         uid, len(obs), "dns", tid, hostname, value if is_ip else None, None,
                         engine, value, None, None, None, None, None, failure, t0, t,
-                        fp_names(found) if found else [],
+                        _fp_names(found, matches, probe_cc) if found else [],
                     )
                     obs.append(o)
                     dns.append(o)
@@ -950,7 +950,6 @@ def extract(dict test_keys, str uid, str probe_cc, fpdb):
                 dns.append(o)
     connects = _get(test_keys, "tcp_connect")
     if type(connects) is list:
-        tcp = ex.tcp
         for c in <list>connects:
             rec = _record(c, TCP_CONNECT)
             if rec is None:
@@ -966,7 +965,6 @@ def extract(dict test_keys, str uid, str probe_cc, fpdb):
             tcp.append(o)
     handshakes = _get(test_keys, "tls_handshakes")
     if type(handshakes) is list:
-        tls = ex.tls
         for h in <list>handshakes:
             rec = _record(h, TLS_HANDSHAKE)
             if rec is None:
@@ -984,7 +982,6 @@ def extract(dict test_keys, str uid, str probe_cc, fpdb):
         match_body = fpdb.match_body
         match_header = fpdb.match_header
         header_names = fpdb.header_names
-        http = ex.http
         for r in <list>requests:
             rec = _record(r, REQUEST)
             if rec is None:
@@ -1001,14 +998,14 @@ def extract(dict test_keys, str uid, str probe_cc, fpdb):
             if body:
                 found = match_body(body)
                 if found:
-                    names += fp_names(found)
+                    names += _fp_names(found, matches, probe_cc)
             for k, v in headers:
                 # Only names some fingerprint looks at (the same test match_header does
                 # first, without the call).
                 if k.lower() in header_names:
                     found = match_header(k, v)
                     if found:
-                        names += fp_names(found)
+                        names += _fp_names(found, matches, probe_cc)
             title = title_of(body)
             url = _s(req[RQ_URL]) if req is not None else None
             if body is None:
@@ -1025,7 +1022,7 @@ def extract(dict test_keys, str uid, str probe_cc, fpdb):
                 _n(rec[R_T]), names,
             )
             obs.append(o)
-    return ex
+    return Extracted(obs, matches, http, dns, tcp, tls)
 
 
 # -- many literals in one text ---------------------------------------------------------------
