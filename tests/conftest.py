@@ -1,4 +1,5 @@
-"""Suite-wide checks before any test runs."""
+"""Suite-wide checks before any test runs: the code under test is this checkout's, and its
+compiled modules are not older than their sources."""
 
 from __future__ import annotations
 
@@ -15,6 +16,15 @@ COMPILED = ("pipeline/_native.pyx", "pipeline/analysis.py")
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
+    import dideban
+
+    # An editable install made from another checkout (a CI clone, a worktree) would have the
+    # tests of this one run that one's code.
+    if Path(dideban.__file__).resolve().parent != SRC:
+        raise pytest.UsageError(
+            f"the tests in {SRC.parents[1]} import dideban from {Path(dideban.__file__).parent}:"
+            " install this checkout (`pip install -e .`)"
+        )
     stale = []
     for rel in COMPILED:
         source = SRC / rel

@@ -48,10 +48,14 @@ class Timeouts:
 
 
 def split_hostport(endpoint: str) -> tuple[str, int]:
-    """`"1.2.3.4:80"` / `"[::1]:53"` -> (host, port). Raises ValueError on bad input."""
+    """`"1.2.3.4:80"` / `"[::1]:53"` -> (host, port). Raises ValueError on bad input: the port
+    is 1 to 5 ASCII digits up to 65535 (int() alone would take " 80", "+80", "8_0", "٤٤٣"
+    and 99999, which a socket then refuses with another error)."""
     host, sep, port = endpoint.rpartition(":")
     if not sep or not host:
         raise ValueError(f"not host:port: {endpoint!r}")
+    if not (0 < len(port) <= 5 and port.isascii() and port.isdigit() and int(port) <= 65535):
+        raise ValueError(f"not a port: {endpoint!r}")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     return host, int(port)

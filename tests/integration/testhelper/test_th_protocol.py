@@ -157,6 +157,17 @@ async def test_health_check() -> None:
         ),
         (b'{"http_request": "http://x.example/"}', {"content-type": "text/plain"}, 415,
          "unsupported_media_type"),
+        *[
+            (json.dumps({"http_request": "http://x.example/", "tcp_connect": [e]}).encode(),
+             {"content-type": "application/json"}, 400, "bad_request")
+            # Ports int() takes and a socket does not (or should not).
+            for e in ["198.18.0.1:99999", "198.18.0.1:-1", "198.18.0.1:+80", "198.18.0.1:8_0",
+                      "198.18.0.1: 80", "198.18.0.1:٤٤٣", "[::1]:"]
+        ],
+        (b'{"http_request": "http://[::1"}', {"content-type": "application/json"}, 400,
+         "bad_request"),
+        (b'{"http_request": "http://x.example:99999/"}', {"content-type": "application/json"},
+         400, "bad_request"),
     ],
 )  # fmt: skip
 async def test_bad_input_gets_the_json_error_shape(
