@@ -26,13 +26,16 @@ def _bad(field: str, message: str) -> RequestValidationError:
     )
 
 
-def _when(field: str, value: dt.datetime | None) -> dt.datetime | None:
+def _when(value: dt.datetime | None) -> dt.datetime | None:
+    """The time as naive UTC. A valid time whose offset takes it past the ends of the range
+    (0001-01-01T00:30+01:00 is in year 0 in UTC) is the end it passed: before, or after,
+    every measurement."""
     if value is None:
         return None
     try:
         return naive_utc(value)
-    except (OverflowError, ValueError):
-        raise _bad(field, "date out of range") from None
+    except OverflowError:
+        return dt.datetime.min if value.year == dt.MINYEAR else dt.datetime.max
 
 
 # pydantic would also take a bare number as a Unix time; the API takes ISO 8601 only
@@ -110,8 +113,8 @@ def filters_dependency(
         category_code=split_list(category_code, upper=True),
         blocking_type=split_list(blocking_type),
         input=input,
-        since=_when("since", since),
-        until=_when("until", until),
+        since=_when(since),
+        until=_when(until),
         anomaly=anomaly,
         confirmed=confirmed,
         failure=failure,

@@ -100,7 +100,7 @@ def _bogon(ip: str) -> bool:
 
 
 # Pure functions of short strings that repeat from one measurement to the next (answers:
-# block page addresses, CDNs; start times of a batch; test lists of a few thousand URLs)
+# block page addresses, CDNs; test lists of a few thousand URLs)
 # remember their last results (`ipaddress`'s is_private, for one, walks a list of networks
 # per call). Their results are immutable, so verdicts may share them.
 _CACHE_MAX = 65536
