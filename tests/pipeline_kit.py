@@ -9,6 +9,7 @@ and pages).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import random
@@ -75,12 +76,14 @@ def is_read(path: tuple[Any, ...]) -> bool:
 
 
 def put(doc: Any, path: tuple[Any, ...], value: Any) -> Any:
-    """Set the value at `path` in `doc`; returns the value that was there."""
+    """Set a copy of `value` at `path` in `doc` (values such as REPLACEMENTS' lists are
+    shared: put twice, the same list could end up inside itself); returns the value that was
+    there."""
     parent = doc
     for step in path[:-1]:
         parent = parent[step]
     old = parent[path[-1]]
-    parent[path[-1]] = value
+    parent[path[-1]] = copy.deepcopy(value)
     return old
 
 
