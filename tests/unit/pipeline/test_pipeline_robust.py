@@ -180,3 +180,45 @@ def test_malformed_measurements_go_into_the_store(store: Store, texts: list[Case
         "SELECT count(*) FROM observations WHERE measurement_uid IN (SELECT unnest(?))", [uids]
     ).fetchone()
     assert got is not None and got[0] == len(observations)
+
+
+def _vouching_case(odd: Any) -> bytes:
+    """Probe and control DNS answers that differ, so that the analysis tries to vouch for
+    the probe's address by ASN and by the control's TLS outcomes, with `odd` there."""
+    doc = {
+        "measurement_uid": "u",
+        "test_name": "web_connectivity",
+        "input": "https://example.org/",
+        "probe_cc": "IR",
+        "test_keys": {
+            "queries": [
+                {
+                    "hostname": "example.org",
+                    "failure": None,
+                    "answers": [{"answer_type": "A", "ipv4": "203.0.113.5"}],
+                }
+            ],
+            "tcp_connect": [{"ip": "203.0.113.5", "port": 443, "status": {"failure": None}}],
+            "control": {
+                "dns": {"failure": None, "addrs": ["198.51.100.7"]},
+                "ip_info": {"198.51.100.7": {"asn": odd}, "203.0.113.5": {"asn": odd}},
+                "tcp_connect": {"203.0.113.5:443": {"status": True, "failure": None}},
+                "tls_handshake": {
+                    "198.51.100.7:443": {"status": odd, "failure": odd},
+                    "203.0.113.5:443": {"status": odd, "failure": None},
+                },
+                "http_request": {"failure": None, "status_code": 200, "body_length": 10},
+            },
+        },
+    }
+    return json.dumps(doc).encode()
+
+
+@pytest.mark.parametrize("odd", [{}, [], [1], {"a": [1]}])
+def test_unhashable_values_where_addresses_are_vouched_for_count_as_missing(odd: Any) -> None:
+    """Objects or arrays (not hashable) as a control's ASN or TLS status used to raise
+    TypeError; they count as missing (null)."""
+    (raw,) = iter_lines(_vouching_case(odd), "f")
+    (null,) = iter_lines(_vouching_case(None), "f")
+    assert isinstance(raw, RawMeasurement) and isinstance(null, RawMeasurement)
+    assert analysis_dump(analyze(raw, default_db())) == analysis_dump(analyze(null, default_db()))
