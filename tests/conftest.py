@@ -9,10 +9,9 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "dideban"
 
-# Modules compiled at install time (setup.py) from these sources. A build in the source tree
-# (`pip install -e .`) shadows the source: once the source is edited, tests would run the old
-# build without a word.
-COMPILED = ("pipeline/_native.pyx", "pipeline/analysis.py")
+# Modules compiled at install time (setup.py) are built in the source tree by
+# `pip install -e .`, beside their source (`x.pyx` or `x.py` -> `x.cpython-*.so`). Such a build
+# shadows the source: once the source is edited, tests would run the old build without a word.
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -26,11 +25,11 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             " install this checkout (`pip install -e .`)"
         )
     stale = []
-    for rel in COMPILED:
-        source = SRC / rel
-        for built in source.parent.glob(source.stem + ".*.so"):
-            if built.stat().st_mtime < source.stat().st_mtime:
-                stale.append(f"{built.name} is older than {rel}")
+    for built in SRC.rglob("*.so"):
+        stem = built.name.split(".")[0]
+        for source in (built.with_name(stem + ".pyx"), built.with_name(stem + ".py")):
+            if source.exists() and built.stat().st_mtime < source.stat().st_mtime:
+                stale.append(f"{built.name} is older than {source.relative_to(SRC)}")
     if stale:
         raise pytest.UsageError(
             "stale compiled module(s): "

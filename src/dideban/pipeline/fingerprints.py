@@ -1,3 +1,4 @@
+# cython: annotation_typing=False
 """Blocking fingerprints in OONI's blocking-fingerprints CSV schema, compiled for speed.
 
 Schema (see `src/dideban/data/fingerprints/SOURCE.md`): name, scope, location_found (`dns`,

@@ -1,3 +1,4 @@
+# cython: annotation_typing=False
 """Flat observations (one row per DNS answer, TCP connect, TLS handshake, HTTP exchange) from
 the archival records of a measurement's test_keys, with fingerprint matches attached.
 

@@ -1,3 +1,4 @@
+# cython: annotation_typing=False
 """Reading OONI-format measurements from files and folders.
 
 Accepted: `.json` (one object, a JSON array of objects, or, as some OONI tools write, JSONL
