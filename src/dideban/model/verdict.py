@@ -15,7 +15,7 @@ BlockingType = Literal["dns", "tcp_ip", "tls", "http-failure", "http-diff"]
 BLOCKING_TYPES: tuple[str, ...] = ("dns", "tcp_ip", "tls", "http-failure", "http-diff")
 
 
-@dataclass
+@dataclass(slots=True)
 class Observation:
     """One flat row per DNS answer, TCP connect, TLS handshake or HTTP exchange."""
 
@@ -40,7 +40,7 @@ class Observation:
     fingerprints: list[str] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class Verdict:
     """One row per measurement: the pipeline's explained verdict."""
 

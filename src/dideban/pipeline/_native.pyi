@@ -1,6 +1,6 @@
 """Types of the compiled module (`_native.pyx`)."""
 
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from dideban.model.verdict import Observation
 from dideban.pipeline.fingerprints import FingerprintDB, Match
@@ -20,6 +20,13 @@ def bind(
 def extract(
     test_keys: dict[str, Any], uid: str, probe_cc: str, fpdb: FingerprintDB
 ) -> Extracted: ...
+
+T = TypeVar("T")
+
+class SlotMaker(Generic[T]):
+    names: tuple[str, ...]
+    def __init__(self, cls: type[T]) -> None: ...
+    def __call__(self, *values: Any) -> T: ...
 
 class LiteralSet:
     def __init__(self, words: list[str]) -> None: ...

@@ -772,10 +772,101 @@ cdef object as_text = None
 cdef object title_of = None
 
 
+# -- building slots dataclasses --------------------------------------------------------------
+
+cdef extern from "Python.h":
+    ctypedef struct PyTypeObject
+    ctypedef struct PyMemberDef:
+        const char *name
+        int type
+        Py_ssize_t offset
+        int flags
+    ctypedef struct PyMemberDescrObject:
+        PyMemberDef *d_member
+    object PyType_GenericAlloc(PyTypeObject *tp, Py_ssize_t nitems)
+
+
+cdef enum:
+    T_OBJECT_EX = 16    # structmember.h: an object slot (AttributeError while unset)
+    MAX_SLOTS = 64
+
+
+@cython.final
+cdef class SlotMaker:
+    """`SlotMaker(cls)(*values)` is `cls(*values)` for a dataclass made with `slots=True`
+    whose every field is given, in order, without running the generated `__init__` (a Python
+    function: 18 attribute stores cost ~5x what writing the slots costs here). The instance
+    is allocated as `cls.__new__` would, then each value is stored in its field's slot.
+
+    Refused (TypeError) at construction: a class that is not a slots dataclass, that has a
+    `__post_init__` or a base with fields of its own, or a field that is not a plain slot;
+    and at call, a number of values that is not the number of fields."""
+
+    cdef object cls
+    cdef readonly tuple names
+    cdef Py_ssize_t count
+    cdef Py_ssize_t offsets[MAX_SLOTS]
+
+    def __init__(self, cls):
+        import dataclasses
+        import types
+
+        if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+            raise TypeError(f"{cls!r} is not a dataclass")
+        if hasattr(cls, "__post_init__") or cls.__mro__[1:] != (object,):
+            raise TypeError(f"{cls.__name__}: __post_init__ or a base class is not supported")
+        names = tuple(f.name for f in dataclasses.fields(cls))
+        if cls.__dict__.get("__slots__") != names or len(names) > MAX_SLOTS:
+            raise TypeError(f"{cls.__name__} is not a dataclass made with slots=True")
+        # The __init__ dataclasses generates (compiled from a string), not one of the class's.
+        init_code = getattr(cls.__dict__.get("__init__"), "__code__", None)
+        if getattr(init_code, "co_filename", None) != "<string>" or (
+            cls.__new__ is not object.__new__
+        ):
+            raise TypeError(f"{cls.__name__}: its own __new__ or __init__ is not supported")
+        for k, name in enumerate(names):
+            descr = cls.__dict__[name]
+            if type(descr) is not types.MemberDescriptorType:
+                raise TypeError(f"{cls.__name__}.{name} is not a slot")
+            if (<PyMemberDescrObject *><PyObject *>descr).d_member.type != T_OBJECT_EX:
+                raise TypeError(f"{cls.__name__}.{name} is not an object slot")
+            self.offsets[k] = (<PyMemberDescrObject *><PyObject *>descr).d_member.offset
+        self.cls = cls
+        self.names = names
+        self.count = len(names)
+
+    cdef object make(self, tuple values):
+        cdef Py_ssize_t k
+        cdef PyObject *v
+        cdef PyObject **slot
+        if len(values) != self.count:
+            raise TypeError(
+                f"{self.cls.__name__} takes {self.count} values, not {len(values)}"
+            )
+        obj = PyType_GenericAlloc(<PyTypeObject *>self.cls, 0)
+        for k in range(self.count):
+            v = PyTuple_GET_ITEM(values, k)
+            Py_INCREF(<object>v)
+            slot = <PyObject **>(<char *><PyObject *>obj + self.offsets[k])
+            slot[0] = v
+        return obj
+
+    def __call__(self, *values):
+        return self.make(values)
+
+
+cdef SlotMaker _OBSERVATION, _HTTP_EXCHANGE, _MATCH, _EXTRACTED
+
+
 def bind(observation, extracted, http_exchange, match, as_text_, title_of_):
     global Observation, Extracted, HttpExchange, Match, as_text, title_of
+    global _OBSERVATION, _HTTP_EXCHANGE, _MATCH, _EXTRACTED
     Observation, Extracted, HttpExchange, Match = observation, extracted, http_exchange, match
     as_text, title_of = as_text_, title_of_
+    _OBSERVATION = SlotMaker(observation)
+    _HTTP_EXCHANGE = SlotMaker(http_exchange)
+    _MATCH = SlotMaker(match)
+    _EXTRACTED = SlotMaker(extracted)
 
 
 # JSON values as the decoders make them, checked by exact class (bool is not a number).
@@ -897,7 +988,7 @@ cdef list _fp_names(list found, list matches, str probe_cc):
     it confirms blocking in the probe's country."""
     cdef list out = []
     for fp in found:
-        matches.append(Match(fp, fp.confirms(probe_cc)))
+        matches.append(_MATCH.make((fp, fp.confirms(probe_cc))))
         out.append(fp.name)
     return out
 
@@ -934,18 +1025,18 @@ def extract(dict test_keys, str uid, str probe_cc, fpdb):
                     atype = a[A_TYPE]
                     is_ip = atype == "A" or atype == "AAAA"
                     found = match_dns(value) if value else None
-                    o = Observation(
+                    o = _OBSERVATION.make((
                         uid, len(obs), "dns", tid, hostname, value if is_ip else None, None,
                         engine, value, None, None, None, None, None, failure, t0, t,
                         _fp_names(found, matches, probe_cc) if found else [],
-                    )
+                    ))
                     obs.append(o)
                     dns.append(o)
             if not any_answer:
-                o = Observation(
+                o = _OBSERVATION.make((
                     uid, len(obs), "dns", tid, hostname, None, None, engine, None, None, None,
                     None, None, None, failure, t0, t, [],
-                )
+                ))
                 obs.append(o)
                 dns.append(o)
     connects = _get(test_keys, "tcp_connect")
@@ -956,11 +1047,11 @@ def extract(dict test_keys, str uid, str probe_cc, fpdb):
                 continue
             status = _record(rec[C_STATUS], TCP_STATUS)
             failure = _s(status[S_FAILURE]) if status is not None else None
-            o = Observation(
+            o = _OBSERVATION.make((
                 uid, len(obs), "tcp", _i(rec[C_TID]), None, _s(rec[C_IP]), _i(rec[C_PORT]),
                 None, None, None, None, None, None, None, failure, _n(rec[C_T0]),
                 _n(rec[C_T]), [],
-            )
+            ))
             obs.append(o)
             tcp.append(o)
     handshakes = _get(test_keys, "tls_handshakes")
@@ -970,11 +1061,11 @@ def extract(dict test_keys, str uid, str probe_cc, fpdb):
             if rec is None:
                 continue
             ip, port = _split_address(rec[H_ADDRESS])
-            o = Observation(
+            o = _OBSERVATION.make((
                 uid, len(obs), "tls", _i(rec[H_TID]), None, ip, port, None, None,
                 _s(rec[H_SERVER_NAME]), None, None, None, None, _s(rec[H_FAILURE]),
                 _n(rec[H_T0]), _n(rec[H_T]), [],
-            )
+            ))
             obs.append(o)
             tls.append(o)
     requests = _get(test_keys, "requests")
@@ -1015,14 +1106,14 @@ def extract(dict test_keys, str uid, str probe_cc, fpdb):
             else:
                 blen = len(body.encode("utf-8", "replace"))
             failure = _s(rec[R_FAILURE])
-            http.append(HttpExchange(url, failure, code, body, headers, title, blen))
-            o = Observation(
+            http.append(_HTTP_EXCHANGE.make((url, failure, code, body, headers, title, blen)))
+            o = _OBSERVATION.make((
                 uid, len(obs), "http", _i(rec[R_TID]), None, None, None, None, None, None,
                 url, code if code else None, blen, title, failure, _n(rec[R_T0]),
                 _n(rec[R_T]), names,
-            )
+            ))
             obs.append(o)
-    return Extracted(obs, matches, http, dns, tcp, tls)
+    return _EXTRACTED.make((obs, matches, http, dns, tcp, tls))
 
 
 # -- many literals in one text ---------------------------------------------------------------

@@ -82,7 +82,7 @@ class Fingerprint:
         return re.search(self.pattern, value) is not None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Match:
     fingerprint: Fingerprint
     confirmed: bool

@@ -49,7 +49,7 @@ def title_of(body: str | None) -> str | None:
     return m.group(1).strip() if m else None
 
 
-@dataclass
+@dataclass(slots=True)
 class HttpExchange:
     url: str | None
     failure: str | None
@@ -60,7 +60,7 @@ class HttpExchange:
     body_length: int | None
 
 
-@dataclass
+@dataclass(slots=True)
 class Extracted:
     observations: list[Observation] = field(default_factory=list)
     matches: list[Match] = field(default_factory=list)
