@@ -1,6 +1,6 @@
 """Types of the compiled module (`_native.pyx`)."""
 
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from dideban.model.verdict import Observation
 from dideban.pipeline.fingerprints import FingerprintDB, Match
@@ -27,6 +27,8 @@ class SlotMaker(Generic[T]):
     names: tuple[str, ...]
     def __init__(self, cls: type[T]) -> None: ...
     def __call__(self, *values: Any) -> T: ...
+
+def title_span(body: bytes, span: int) -> tuple[int, int] | Literal[False] | None: ...
 
 class LiteralSet:
     def __init__(self, words: list[str]) -> None: ...

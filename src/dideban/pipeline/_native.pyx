@@ -18,7 +18,10 @@ The spec is a tree (see `dideban.pipeline.fields.PRUNE_SPEC`):
   keys' values in this order (None for a key that is not there); any other JSON type is
   kept whole;
 - a one-element list `[spec]`: if the value is an array, prune each element with `spec`; any
-  other JSON type is kept whole.
+  other JSON type is kept whole;
+- `bytes`: if the value is a string, its UTF-8 as bytes (checked as a str would be, but no
+  characters decoded: HTTP bodies, which are only searched and measured); any other JSON type
+  is kept whole.
 
 Duplicate keys: the last one wins, as in `json.loads` and orjson.
 
@@ -37,6 +40,7 @@ from cpython.float cimport PyFloat_FromDouble
 from cpython.long cimport PyLong_FromLongLong
 from cpython.list cimport PyList_Append
 from cpython.unicode cimport PyUnicode_DecodeUTF8
+from cpython.bytes cimport PyBytes_FromStringAndSize
 from libc.math cimport HUGE_VAL
 from libc.stdlib cimport free, malloc, realloc
 from libc.stdint cimport uint16_t, uint32_t, uint64_t
@@ -177,6 +181,27 @@ cdef inline Py_ssize_t _skip_string(const unsigned char *s, Py_ssize_t j, Py_ssi
             j += k
         else:
             j += 1
+
+
+cdef bint _valid_utf8(const unsigned char *s, Py_ssize_t n) noexcept nogil:
+    """Whether s[:n] is well-formed UTF-8 (ASCII runs eight bytes at a time)."""
+    cdef Py_ssize_t j = 0
+    cdef uint64_t w
+    cdef int k
+    while j < n:
+        if j + 8 <= n:
+            memcpy(&w, s + j, 8)
+            if (w & 0x8080808080808080ULL) == 0:
+                j += 8
+                continue
+        if s[j] < 128:
+            j += 1
+            continue
+        k = _utf8_char(s + j, n - j)
+        if k == 0:
+            return False
+        j += k
+    return True
 
 
 cdef inline Py_ssize_t _skip_ws(const unsigned char *s, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
@@ -351,9 +376,15 @@ cdef class _Each:
         self.node = node
 
 
+# The compiled form of the `bytes` spec: a string as its UTF-8 (see `decode_pruned`).
+cdef object _UTF8 = object()
+
+
 cdef object _compile(object spec):
     if spec is None:
         return None
+    if spec is bytes:
+        return _UTF8
     if isinstance(spec, dict):
         return _Node(list(spec.items()), False)
     if isinstance(spec, tuple):
@@ -470,6 +501,26 @@ cdef class _Parser:
             return self.short_ascii(start, end - start)
         return PyUnicode_FromStringAndSize(<const char *>self.s + start, end - start)
 
+    cdef object utf8(self):
+        """The string at self.i as its UTF-8 bytes (escapes undone, the text checked as
+        `string` checks it): no str is made, no character decoded."""
+        cdef bint escaped, high
+        cdef Py_ssize_t end = self.scan_string(&escaped, &high)
+        cdef Py_ssize_t start = self.i + 1
+        cdef const char *text
+        cdef Py_ssize_t size
+        self.i = end + 1
+        if escaped:
+            self.unescape_into_buf(start, end, &size)
+            text = self.buf
+        else:
+            text = <const char *>self.s + start
+            size = end - start
+        # (\\u escapes come out well-formed: only text with non-ASCII bytes needs checking.)
+        if high and not _valid_utf8(<const unsigned char *>text, size):
+            raise UnicodeDecodeError("utf-8", bytes(text[:size]), 0, size, "invalid UTF-8")
+        return PyBytes_FromStringAndSize(text, size)
+
     cdef object short_ascii(self, Py_ssize_t start, Py_ssize_t size):
         """A short ASCII string, from a cache of the last ones seen by hash: keys, failure
         strings, addresses, host names repeat within a measurement and across them, and a
@@ -492,22 +543,43 @@ cdef class _Parser:
         return text
 
     cdef object unescape(self, Py_ssize_t start, Py_ssize_t end):
+        cdef Py_ssize_t size
+        self.unescape_into_buf(start, end, &size)
+        return PyUnicode_DecodeUTF8(self.buf, size, "strict")
+
+    cdef int unescape_into_buf(self, Py_ssize_t start, Py_ssize_t end, Py_ssize_t *size) except -1:
+        """The string's text between start and end with its escapes undone, as UTF-8 in
+        self.buf (`size` bytes of it)."""
         cdef Py_ssize_t j = start, o = 0
         cdef unsigned char c
         cdef unsigned int cp, lo
         self.reserve(end - start + 8)
         cdef char *b = self.buf
-        cdef const unsigned char *bs
+        cdef const unsigned char *s = self.s
+        cdef uint64_t w, bslash
         while j < end:
-            # The plain run up to the next backslash, copied at once.
-            bs = <const unsigned char *>memchr(self.s + j, 92, end - j)
-            if bs == NULL:
-                memcpy(b + o, self.s + j, end - j)
-                o += end - j
+            # The plain run up to the next backslash, eight bytes at a time (each word is
+            # copied whole: the output is never longer than the input read so far, and the
+            # buffer has 8 bytes to spare).
+            while j + 8 <= end:
+                memcpy(&w, s + j, 8)
+                memcpy(b + o, &w, 8)
+                bslash = _has_zero(w ^ 0x5C5C5C5C5C5C5C5CULL) & 0x8080808080808080ULL
+                if bslash:
+                    c = __builtin_ctzll(bslash) >> 3
+                    j += c
+                    o += c
+                    break
+                j += 8
+                o += 8
+            else:
+                while j < end and s[j] != 92:
+                    b[o] = <char>s[j]
+                    o += 1
+                    j += 1
+            if j >= end:
                 break
-            memcpy(b + o, self.s + j, bs - (self.s + j))
-            o += bs - (self.s + j)
-            j = bs - self.s + 1
+            j += 1  # past the backslash
             c = self.s[j]
             j += 1
             if c == 34 or c == 92 or c == 47:
@@ -561,7 +633,8 @@ cdef class _Parser:
             else:
                 raise Unsupported("bad escape")
             o += 1
-        return PyUnicode_DecodeUTF8(b, o, "strict")
+        size[0] = o
+        return 0
 
     cdef long hex4(self, Py_ssize_t j, Py_ssize_t end) except -1:
         """The value of the \\u escape's four hex digits at j (the string ends at end)."""
@@ -612,6 +685,8 @@ cdef class _Parser:
         """The value at self.i (after whitespace), pruned by `spec`."""
         cdef int c = self.peek()
         if c == 34:
+            if spec is _UTF8:
+                return self.utf8()
             return self.string()
         if c == 123:
             return self.obj(<_Node>spec if type(spec) is _Node else None, depth + 1)
@@ -1081,8 +1156,9 @@ def extract(dict test_keys, str uid, str probe_cc, fpdb):
             resp = _record(rec[R_RESPONSE], REQUEST_RESPONSE)
             if resp is None:
                 resp = _NO_RESPONSE
+            # The body: UTF-8 bytes from the pruned decode, text from a whole document.
             raw_body = resp[RS_BODY]
-            body = raw_body if type(raw_body) is str else as_text(raw_body)
+            body = raw_body if type(raw_body) is str or type(raw_body) is bytes else as_text(raw_body)
             headers = _headers_of(resp)
             code = _i(resp[RS_CODE])
             names = []
@@ -1101,12 +1177,12 @@ def extract(dict test_keys, str uid, str probe_cc, fpdb):
             url = _s(req[RQ_URL]) if req is not None else None
             if body is None:
                 blen = None
-            elif body.isascii():
+            elif type(body) is bytes or body.isascii():
                 blen = len(body)
             else:
                 blen = len(body.encode("utf-8", "replace"))
             failure = _s(rec[R_FAILURE])
-            http.append(_HTTP_EXCHANGE.make((url, failure, code, body, headers, title, blen)))
+            http.append(_HTTP_EXCHANGE.make((url, failure, code, headers, title, blen)))
             o = _OBSERVATION.make((
                 uid, len(obs), "http", _i(rec[R_TID]), None, None, None, None, None, None,
                 url, code if code else None, blen, title, failure, _n(rec[R_T0]),
@@ -1114,6 +1190,63 @@ def extract(dict test_keys, str uid, str probe_cc, fpdb):
             ))
             obs.append(o)
     return _EXTRACTED.make((obs, matches, http, dns, tcp, tls))
+
+
+# -- the page title ----------------------------------------------------------------------------
+
+cdef inline bint _is_tag(const unsigned char *s, const char *lower_name, Py_ssize_t size) noexcept:
+    """Whether s[:size] is lower_name, ASCII letters in any case."""
+    cdef Py_ssize_t k
+    cdef unsigned char c
+    for k in range(size):
+        c = s[k]
+        if 65 <= c <= 90:
+            c += 32
+        if c != <unsigned char>lower_name[k]:
+            return False
+    return True
+
+
+def title_span(bytes body, Py_ssize_t span):
+    """Where `<title[^>]*>([^<]*)</title` (IGNORECASE) finds the title in a page given as its
+    UTF-8: (start, end) of the group in bytes, None for no title, or False when the page must
+    be searched as text instead (longer than `span` bytes: the search is limited to `span`
+    characters; or holding "İ" or "ı", which IGNORECASE on text lets "i" match).
+
+    The pattern can match at a "<title" in one way only (to the first ">" after it, then to
+    the first "<", which must start "</title"), so each "<title" is tried in turn."""
+    cdef const unsigned char *s = <const unsigned char *><const char *>body
+    cdef Py_ssize_t n = len(body)
+    cdef const unsigned char *p
+    cdef Py_ssize_t at = 0, gt, lt
+    if n > span:
+        return False
+    p = <const unsigned char *>memchr(s, 0xC4, n)
+    while p != NULL:
+        if p + 1 < s + n and (p[1] == 0xB0 or p[1] == 0xB1):
+            return False
+        p = <const unsigned char *>memchr(p + 1, 0xC4, s + n - p - 1)
+    while True:
+        p = <const unsigned char *>memchr(s + at, 60, n - at)  # "<"
+        if p == NULL:
+            return None
+        at = p - s
+        if at + 6 > n:
+            return None
+        if not _is_tag(p + 1, "title", 5):
+            at += 1
+            continue
+        p = <const unsigned char *>memchr(s + at + 6, 62, n - at - 6)  # ">"
+        if p == NULL:
+            return None  # none after this "<title", nor after any later one
+        gt = p - s
+        p = <const unsigned char *>memchr(s + gt + 1, 60, n - gt - 1)
+        if p == NULL:
+            return None
+        lt = p - s
+        if lt + 7 <= n and s[lt + 1] == 47 and _is_tag(p + 2, "title", 5):
+            return (gt + 1, lt)
+        at += 1
 
 
 # -- many literals in one text ---------------------------------------------------------------

@@ -249,12 +249,14 @@ class FingerprintDB:
         prefixes, contains, any_regexp = self._dns_prefilter
         return any_regexp or answer.startswith(prefixes) or any(c in answer for c in contains)
 
-    def match_body(self, body: str) -> list[Fingerprint]:
+    def match_body(self, body: str | bytes) -> list[Fingerprint]:
+        """The fingerprints a page matches; `body` as text, or as its UTF-8 (well-formed)."""
         if not body:
             return []
         try:
             hits, n = self._literals.find(body)
         except UnicodeEncodeError:  # lone surrogates (from \ud800-style escapes)
+            assert isinstance(body, str)
             hits, n = self._literals.find(body.encode("utf-8", "surrogatepass"))
         if not hits and not self._regexp_untriggered:
             return []
@@ -277,8 +279,9 @@ class FingerprintDB:
                 if regexps:
                     run.update(regexps)
         if run:
+            text = body.decode("utf-8") if isinstance(body, bytes) else body
             for i, fp in enumerate(self._body_regexps):
-                if i in run and self._regexp_compiled[i].search(body) is not None:
+                if i in run and self._regexp_compiled[i].search(text) is not None:
                     found[fp.name] = fp
         return list(found.values())
 

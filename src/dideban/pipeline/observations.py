@@ -42,11 +42,29 @@ def as_text(value: Any) -> str | None:
     return str(value)
 
 
-def title_of(body: str | None) -> str | None:
+_TITLE_SPAN = 65536  # characters searched from the start
+
+
+def title_of(body: str | bytes | None) -> str | None:
+    """The text of the page's <title> (stripped), searched for in its first 65,536 characters;
+    `body` as text or as its UTF-8."""
     if not body:
         return None
-    m = _TITLE.search(body[:65536])
+    if isinstance(body, bytes):
+        return _title_of_utf8(body)
+    m = _TITLE.search(body[:_TITLE_SPAN])
     return m.group(1).strip() if m else None
+
+
+def _title_of_utf8(body: bytes) -> str | None:
+    """`title_of` the text of `body` (its UTF-8), found without decoding it (see
+    `_native.title_span`)."""
+    where = _native.title_span(body, _TITLE_SPAN)
+    if where is False:
+        return title_of(body.decode("utf-8", "replace"))
+    if where is None:
+        return None
+    return body[where[0] : where[1]].decode("utf-8", "replace").strip()
 
 
 @dataclass(slots=True)
@@ -54,7 +72,6 @@ class HttpExchange:
     url: str | None
     failure: str | None
     status_code: int | None
-    body: str | None
     headers: list[tuple[str, str]]
     title: str | None
     body_length: int | None

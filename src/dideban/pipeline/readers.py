@@ -197,8 +197,10 @@ def iter_lines(
 
 # Plain JSONL is read in blocks of this size: memory stays flat whatever the file's size, and
 # the blocks' pages are reused (reading a whole 1 GB file into fresh memory costs more time in
-# the kernel, faulting its pages in, than parsing it).
-BLOCK_SIZE = 8 << 20
+# the kernel, faulting its pages in, than parsing it). A block this small stays in the CPU's
+# cache between the copy from the kernel and the parse (0.3 us a measurement less than with
+# 8 MB blocks); a longer line grows the buffer.
+BLOCK_SIZE = 256 << 10
 
 
 def _read_jsonl_blocks(path: Path, p: str) -> Iterator[RawMeasurement | ReadError]:

@@ -215,7 +215,7 @@ def test_same_page_like_the_classic_comparison(
     c_headers: Any,
     c_title: Any,
 ) -> None:
-    final = HttpExchange("http://x/", None, code, None, p_headers, p_title, p_len)
+    final = HttpExchange("http://x/", None, code, p_headers, p_title, p_len)
     ctrl = {"status_code": c_code, "body_length": c_len, "headers": c_headers, "title": c_title}
     assert _same_page(final, ctrl) == same_page_reference(final, ctrl)
 

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from dideban.pipeline.analysis import _is_ip, is_bogon
 from dideban.pipeline.fingerprints import Fingerprint, FingerprintDB, _literal_prefix, default_db
+from dideban.pipeline.observations import title_of
 from dideban.pipeline.readers import ReadError, iter_lines, measurement_of
 
 
@@ -52,6 +53,8 @@ def test_literal_prefix_of_regexps() -> None:
 @given(st.text(alphabet="abcxyzqQé\n", max_size=12))
 def test_small_set_matches_like_each_fingerprint(body: str) -> None:
     assert {f.name for f in SMALL.match_body(body)} == naive(SMALL, body)
+    # The page as its UTF-8 (as the pruned decode gives it) matches the same, in order.
+    assert SMALL.match_body(body.encode()) == SMALL.match_body(body)
 
 
 def test_default_set_matches_like_each_fingerprint_on_blockpage_mixtures() -> None:
@@ -68,6 +71,7 @@ def test_default_set_matches_like_each_fingerprint_on_blockpage_mixtures() -> No
         got = [f.name for f in db.match_body(body)]
         assert len(got) == len(set(got))
         assert set(got) == naive(db, body)
+        assert [f.name for f in db.match_body(body.encode())] == got
         confirmed += bool(got)
     assert confirmed > 300  # the mixtures do contain blockpages
 
@@ -179,3 +183,32 @@ def test_iter_lines_reads_like_split_lines(lines: list[bytes], final_nl: bool, f
     data = b"\n".join(lines) + (b"\n" if final_nl else b"")
     got = list(iter_lines(data, "f.jsonl", first_line=first))
     assert got == _reference_lines(data, "f.jsonl", first)
+
+
+_TITLE_PARTS = [
+    "<title>", "<TITLE lang=fa>", "<TiTlE", "</title>", "</TITLE >", "</titl", "<tıtle>",
+    "<tİtle>", "</tıtle>", "<", ">", "/", "a", " ", "\n", "é", "ı", "İ", "خبر", "\u200c",
+]  # fmt: skip
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(_TITLE_PARTS), max_size=14).map("".join))
+def test_title_of_the_utf8_of_a_page_is_the_title_of_its_text(body: str) -> None:
+    assert title_of(body.encode()) == title_of(body)
+
+
+@pytest.mark.parametrize(
+    ("body", "title"),
+    [
+        ("<html><TITLE class=x> Asr Iran </title>", "Asr Iran"),
+        ("<title>one<title>two</title>", "two"),  # "<title>one<" is not followed by "</title"
+        ("<title>a</b><title>c</TITLE>", "c"),
+        ("<tİtle>dotted</title>", "dotted"),  # IGNORECASE on text: "i" matches "İ"
+        ("<title>no end", None),
+        ("é" * 40_000 + "<title>late</title>", "late"),  # 80,000 bytes, 40,016 characters
+        ("a" * 65_530 + "<title>cut</title>", None),  # beyond the 65,536 characters searched
+    ],
+)
+def test_title_of_cases(body: str, title: str | None) -> None:
+    assert title_of(body) == title
+    assert title_of(body.encode()) == title

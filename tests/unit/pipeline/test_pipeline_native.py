@@ -57,6 +57,8 @@ def prune(value: Any, spec: Any) -> Any:
     """The spec's meaning, in plain Python (see `_native.pyx`)."""
     if spec is None:
         return value
+    if spec is bytes:
+        return value.encode("utf-8") if isinstance(value, str) else value
     if isinstance(spec, dict) and isinstance(value, dict):
         return {k: prune(v, spec[k]) for k, v in value.items() if k in spec}
     if isinstance(spec, list) and isinstance(value, list):
@@ -71,7 +73,7 @@ def spec_for(value: Any, draw: st.DrawFn) -> Any:
         return {k: spec_for(value[k], draw) for k in keys} | {"not-there": None}
     if isinstance(value, list) and value and draw(st.booleans()):
         return [spec_for(value[0], draw)]
-    return None
+    return bytes if draw(st.booleans()) else None
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
@@ -102,17 +104,22 @@ def test_decode_pruned_refuses_what_orjson_refuses(value: Any, data: st.DataObje
         else:
             text.insert(pos, byte)
     raw = bytes(text)
+    # Whole, and with strings as UTF-8 bytes (one of them, "s", escaped and not ASCII).
+    as_utf8 = {"k": bytes, "s": bytes}
     try:
         expected = orjson.loads(raw)
     except orjson.JSONDecodeError:
         with pytest.raises(ValueError):
             _native.decode_pruned(raw, None)
+        with pytest.raises(ValueError):
+            _native.decode_pruned(raw, as_utf8)
         return
     try:
         got = _native.decode_pruned(raw, None)
     except _native.Unsupported:
         return  # left to the reference decoders (an integer beyond 64 bits, which orjson rounds)
     assert got == expected
+    assert _native.decode_pruned(raw, as_utf8) == prune(expected, as_utf8)
 
 
 @pytest.mark.parametrize(
@@ -122,17 +129,34 @@ def test_decode_pruned_refuses_what_orjson_refuses(value: Any, data: st.DataObje
         b'{"a": Infinity}',
         b'{"a": "\\ud800"}',
         b'["\\udc00x"]',
+        b'{"body": "x\\udc00"}',
         b"[" * 600 + b"]" * 600,
     ],
 )
 def test_decode_pruned_leaves_the_lenient_cases_to_the_reference(text: bytes) -> None:
     with pytest.raises(_native.Unsupported):
         _native.decode_pruned(text, None)
+    with pytest.raises(_native.Unsupported):
+        _native.decode_pruned(text, {"a": bytes, "body": bytes})
     # ... and reading goes on: the standard parser takes such a line (here the value is one the
     # analysis reads; in a skipped value a lone surrogate is let through, as json lets it).
     line = b'{"test_name": "x", "measurement_uid": "u", "test_keys": {"control": ' + text + b"}}"
     (item,) = iter_lines(line, "f")
     assert isinstance(item, RawMeasurement) and item.view is item.doc
+
+
+@pytest.mark.parametrize(
+    "text",
+    [b'"\xff"', b'["ok", "\xc3"]', b'{"b": "\\u0041\xed\xa0\x80"}', b'"\xc0\xaf"'],
+)
+def test_utf8_spec_checks_the_text_as_decoding_does(text: bytes) -> None:
+    """Bytes that are not UTF-8 (a lone byte, a cut sequence, an encoded surrogate, an
+    overlong form) are refused with the `bytes` spec as when decoding to str."""
+    with pytest.raises(UnicodeDecodeError):
+        _native.decode_pruned(text, None)
+    spec = {b"{"[0]: {"b": bytes}, b"["[0]: [bytes]}.get(text[0], bytes)
+    with pytest.raises(UnicodeDecodeError):
+        _native.decode_pruned(text, spec)
 
 
 def _analysis_dump(raw: RawMeasurement) -> str:

@@ -66,7 +66,7 @@ def test_references_are_owned_and_released() -> None:
     p = Probe()
     ref = weakref.ref(p)
     before = sys.getrefcount(p)
-    made = [maker(p, None, None, None, [], None, None) for _ in range(1000)]
+    made = [maker(p, None, None, [], None, None) for _ in range(1000)]
     assert sys.getrefcount(p) == before + 1000
     del p
     assert ref() is not None and all(m.url is ref() for m in made)
