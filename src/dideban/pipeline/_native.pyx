@@ -204,6 +204,23 @@ cdef bint _valid_utf8(const unsigned char *s, Py_ssize_t n) noexcept nogil:
     return True
 
 
+cdef inline bint _same_short(const unsigned char *x, const unsigned char *y, Py_ssize_t size) noexcept nogil:
+    """x[:size] == y[:size], for short strings (no call to memcmp)."""
+    cdef uint64_t u, v
+    cdef Py_ssize_t k = 0
+    while k + 8 <= size:
+        memcpy(&u, x + k, 8)
+        memcpy(&v, y + k, 8)
+        if u != v:
+            return False
+        k += 8
+    while k < size:
+        if x[k] != y[k]:
+            return False
+        k += 1
+    return True
+
+
 cdef inline Py_ssize_t _skip_ws(const unsigned char *s, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
     cdef unsigned char c
     while i < n:
@@ -524,22 +541,45 @@ cdef class _Parser:
     cdef object short_ascii(self, Py_ssize_t start, Py_ssize_t size):
         """A short ASCII string, from a cache of the last ones seen by hash: keys, failure
         strings, addresses, host names repeat within a measurement and across them, and a
-        cached str (its hash computed once) costs no allocation."""
+        cached str (its hash computed once) costs no allocation.
+
+        The string is read as (at most four, overlapping) 8-byte words, which are hashed
+        and compared whole: its closing quote is in the text, so a word that runs past the
+        string's end stays in the text when the text has 8 bytes there to read."""
         cdef const unsigned char *p = self.s + start
-        cdef uint32_t h = 2166136261u
+        cdef uint64_t a, b, c, d, h
         cdef Py_ssize_t k
-        for k in range(size):
-            h = (h ^ p[k]) * 16777619u
-        h &= CACHE_SLOTS - 1
-        cdef PyObject *hit = self.cache[h]
-        if hit != NULL and PyUnicode_GET_LENGTH(<object>hit) == size and memcmp(
-            PyUnicode_DATA(<object>hit), p, size
-        ) == 0:
+        cdef PyObject *hit
+        if size >= 8:
+            memcpy(&a, p, 8)
+            memcpy(&b, p + size - 8, 8)
+            if size > 16:
+                memcpy(&c, p + 8, 8)
+                memcpy(&d, p + size - 16, 8)
+            else:
+                c = d = 0
+        elif start + 8 <= self.n:
+            memcpy(&a, p, 8)
+            a &= (1ULL << (8 * size)) - 1  # (size < 8)
+            b = c = d = 0
+        else:  # within 8 bytes of the end of the text
+            a = 0
+            for k in range(size):
+                a |= (<uint64_t>p[k]) << (8 * k)
+            b = c = d = 0
+        h = (a * 0x9E3779B97F4A7C15ULL) ^ (b * 0xC2B2AE3D27D4EB4FULL)
+        h ^= (c * 0x165667B19E3779F9ULL) ^ (d * 0xD6E8FEB86659FD93ULL) ^ <uint64_t>size
+        h ^= h >> 29
+        h *= 0xBF58476D1CE4E5B9ULL
+        hit = self.cache[(h >> 40) & (CACHE_SLOTS - 1)]
+        if hit != NULL and PyUnicode_GET_LENGTH(<object>hit) == size and _same_short(
+            <const unsigned char *>PyUnicode_DATA(<object>hit), p, size
+        ):
             return <object>hit
         text = PyUnicode_FromStringAndSize(<const char *>p, size)
         Py_XDECREF(hit)
         Py_INCREF(text)
-        self.cache[h] = <PyObject *>text
+        self.cache[(h >> 40) & (CACHE_SLOTS - 1)] = <PyObject *>text
         return text
 
     cdef object unescape(self, Py_ssize_t start, Py_ssize_t end):
