@@ -21,7 +21,9 @@ The spec is a tree (see `dideban.pipeline.fields.PRUNE_SPEC`):
   other JSON type is kept whole;
 - `bytes`: if the value is a string, its UTF-8 as bytes (checked as a str would be, but no
   characters decoded: HTTP bodies, which are only searched and measured); any other JSON type
-  is kept whole.
+  is kept whole;
+- `tuple`: if the value is an array, a tuple of its elements, kept whole (header pairs: a
+  tuple costs one allocation, a list two); any other JSON type is kept whole.
 
 Duplicate keys: the last one wins, as in `json.loads` and orjson.
 
@@ -393,8 +395,9 @@ cdef class _Each:
         self.node = node
 
 
-# The compiled form of the `bytes` spec: a string as its UTF-8 (see `decode_pruned`).
+# The compiled forms of the `bytes` and `tuple` specs (see `decode_pruned`).
 cdef object _UTF8 = object()
+cdef object _TUPLE = object()
 
 
 cdef object _compile(object spec):
@@ -402,6 +405,8 @@ cdef object _compile(object spec):
         return None
     if spec is bytes:
         return _UTF8
+    if spec is tuple:
+        return _TUPLE
     if isinstance(spec, dict):
         return _Node(list(spec.items()), False)
     if isinstance(spec, tuple):
@@ -731,6 +736,8 @@ cdef class _Parser:
         if c == 123:
             return self.obj(<_Node>spec if type(spec) is _Node else None, depth + 1)
         if c == 91:
+            if spec is _TUPLE:
+                return self.arr_tuple(depth + 1)
             return self.arr(spec, depth + 1)
         if c == 116:
             self.literal("true", 4)
@@ -813,6 +820,51 @@ cdef class _Parser:
                 return out
             if c != 44:
                 raise Unsupported("expected ',' or '}'")
+
+    cdef object arr_tuple(self, int depth):
+        """The array at self.i as a tuple of its elements (whole). Short arrays (header
+        pairs) are gathered in a C array: one allocation, the tuple."""
+        cdef PyObject *items[8]
+        cdef Py_ssize_t count = 0, k
+        cdef list more = None
+        cdef int c
+        cdef object out
+        if depth > MAX_DEPTH:
+            raise Unsupported("nested too deep")
+        self.i += 1
+        if self.peek() == 93:
+            self.i += 1
+            return ()
+        try:
+            while True:
+                v = self.value(None, depth)
+                if count < 8:
+                    Py_INCREF(v)
+                    items[count] = <PyObject *>v
+                    count += 1
+                else:
+                    if more is None:
+                        more = []
+                    more.append(v)
+                c = self.peek()
+                self.i += 1
+                if c == 93:
+                    break
+                if c != 44:
+                    raise Unsupported("expected ',' or ']'")
+            out = PyTuple_New(count + (len(more) if more is not None else 0))
+            for k in range(count):
+                PyTuple_SET_ITEM(out, k, <object>items[k])  # (steals the reference)
+            count = 0
+            if more is not None:
+                for k in range(len(more)):
+                    v = more[k]
+                    Py_INCREF(v)
+                    PyTuple_SET_ITEM(out, 8 + k, v)
+            return out
+        finally:
+            for k in range(count):  # (left only when an error stopped the array)
+                Py_XDECREF(items[k])
 
     cdef object arr(self, object spec, int depth):
         cdef list out = []
@@ -1055,8 +1107,11 @@ cdef list _headers_of(tuple resp):
             if (type(item) is list or type(item) is tuple) and len(item) == 2:
                 k, v = item
                 if type(k) is str:
-                    if type(v) is not str:
-                        v = as_text(v)
+                    if type(v) is str:
+                        # A pair decoded as a tuple (the pruned decode) is the pair itself.
+                        out.append(item if type(item) is tuple else (k, v))
+                        continue
+                    v = as_text(v)
                     if v is not None:
                         out.append((k, v))
         if out:

@@ -9,7 +9,7 @@ measurement and for records with any value anywhere (tests/unit/pipeline/test_pi
 `None`: the value whole; a dict: an object's keys; a tuple of (key, spec) pairs: an object
 as a record, the tuple of those keys' values (the archival records that
 `observations.extract` reads; their keys are `_native.QUERY` etc.); `[spec]`: each element
-of an array; `bytes`: a string as its UTF-8 bytes.
+of an array; `bytes`: a string as its UTF-8 bytes; `tuple`: an array as a tuple.
 """
 
 from __future__ import annotations
@@ -51,7 +51,8 @@ PRUNE_SPEC: dict[str, Any] = {
                 _native.REQUEST,
                 request=record(_native.REQUEST_REQUEST),
                 # The body as UTF-8 bytes: it is only searched and measured.
-                response=record(_native.REQUEST_RESPONSE, body=bytes),
+                # Header pairs as tuples (as `extract` gives them).
+                response=record(_native.REQUEST_RESPONSE, body=bytes, headers_list=[tuple]),
             )
         ],
         **dict.fromkeys(TEST_KEYS_READ),

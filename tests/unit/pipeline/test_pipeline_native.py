@@ -59,6 +59,8 @@ def prune(value: Any, spec: Any) -> Any:
         return value
     if spec is bytes:
         return value.encode("utf-8") if isinstance(value, str) else value
+    if spec is tuple:
+        return tuple(value) if isinstance(value, list) else value
     if isinstance(spec, dict) and isinstance(value, dict):
         return {k: prune(v, spec[k]) for k, v in value.items() if k in spec}
     if isinstance(spec, list) and isinstance(value, list):
@@ -73,7 +75,7 @@ def spec_for(value: Any, draw: st.DrawFn) -> Any:
         return {k: spec_for(value[k], draw) for k in keys} | {"not-there": None}
     if isinstance(value, list) and value and draw(st.booleans()):
         return [spec_for(value[0], draw)]
-    return bytes if draw(st.booleans()) else None
+    return draw(st.sampled_from([None, bytes, tuple]))
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
@@ -328,3 +330,18 @@ def test_tls_handshake_addresses_of_any_form_are_split_without_failing(
     for raw in (pruned, whole):
         (tls,) = analyze(raw, default_db()).observations
         assert (tls.kind, tls.ip, tls.port) == ("tls", ip, port)
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 8, 9, 40])
+def test_tuple_spec_of_any_length(count: int) -> None:
+    values = [f"v{k}" if k % 2 else [k, {"k": k}] for k in range(count)]
+    text = orjson.dumps({"a": values, "b": "not an array"})
+    assert _native.decode_pruned(text, {"a": tuple, "b": tuple}) == {
+        "a": tuple(values),
+        "b": "not an array",
+    }
+    # An error anywhere in the array leaves nothing behind (the elements gathered so far are
+    # released) and is the same error as without the spec.
+    cut = text[: text.index(b',"b"') - 1] + b",}"
+    with pytest.raises(_native.Unsupported):
+        _native.decode_pruned(cut, {"a": tuple})
