@@ -140,9 +140,15 @@ def _categorize(verdict: Verdict) -> None:
         verdict.category_code = _CATEGORIES.lookup(verdict.input, verdict.probe_cc)
 
 
+def _analysis_error(raw: RawMeasurement, error: str) -> ReadError:
+    return ReadError(raw.path, raw.line, f"analysis failed (stored as such): {error}")
+
+
 def _derive(
-    raws: Iterable[RawMeasurement], fpdb: FingerprintDB
+    raws: Iterable[RawMeasurement], fpdb: FingerprintDB, errors: list[ReadError]
 ) -> tuple[list[StoredMeasurement], list[Observation], list[Verdict]]:
+    """Rows of these measurements; a failed analysis is stored (its verdict says so) and
+    reported in `errors`."""
     by_uid: dict[str, RawMeasurement] = {}
     for r in raws:
         by_uid[r.uid] = r  # the last copy of a uid wins within a batch
@@ -151,6 +157,8 @@ def _derive(
     vs: list[Verdict] = []
     for raw in by_uid.values():
         a = analyze(raw, fpdb)
+        if a.error is not None:
+            errors.append(_analysis_error(raw, a.error))
         _categorize(a.verdict)
         ms.append(stored_of(raw, a.verdict))
         obs.extend(a.observations)
@@ -176,7 +184,7 @@ def ingest(
     def flush() -> None:
         if not pending and not pending_marks:
             return
-        ms, obs, vs = _derive(pending, fpdb)
+        ms, obs, vs = _derive(pending, fpdb, report.errors)
         with Store.open(db) as store:
             store.write_batch(Batch(ms, obs, vs, list(pending_marks.values())))
         report.batches += 1
@@ -216,7 +224,8 @@ def reprocess(
     batch_size: int = 2000,
 ) -> tuple[int, list[str]]:
     """Recompute observations and verdicts of the stored measurements in [since, until).
-    Returns (measurements redone, problems: measurements whose raw file is gone)."""
+    Returns (measurements redone, problems: measurements whose raw file is gone, and those
+    whose analysis failed, stored as such)."""
     with Store.open(db) as store:
         stored = store.stored_measurements(since, until)
     by_file: dict[str, list[StoredMeasurement]] = {}
@@ -250,6 +259,8 @@ def reprocess(
                 continue
             found += 1
             a = analyze(item, fpdb)
+            if a.error is not None:
+                problems.append(str(_analysis_error(item, a.error)))
             _categorize(a.verdict)
             obs.extend(a.observations)
             vs.append(a.verdict)

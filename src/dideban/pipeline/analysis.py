@@ -30,7 +30,7 @@ from dideban.pipeline._native import SlotMaker
 from dideban.pipeline.fingerprints import FingerprintDB
 from dideban.pipeline.observations import Extracted, HttpExchange, extract
 from dideban.pipeline.readers import RawMeasurement
-from dideban.pipeline.rules import FACT_GROUP, RULES_VERSION, decide
+from dideban.pipeline.rules import ANALYSIS_FAILED, FACT_GROUP, RULES_VERSION, decide
 
 Triple = tuple[float, float, float]
 NOT_REACHED: Triple = (0.0, 0.0, 0.0)
@@ -72,6 +72,10 @@ class Analysis:
     verdict: Verdict
     observations: list[Observation]
     facts: set[str] = field(default_factory=set)
+    # Why the analysis failed (an exception: a bug in the pipeline), or None. The verdict then
+    # is a failure decided by rules.ANALYSIS_FAILED, with no observations: the measurement
+    # is still stored, and `dideban reprocess` analyses it again once the bug is fixed.
+    error: str | None = None
 
 
 # A dotted quad exactly as `ipaddress` accepts one: ASCII digits, each octet 0-255 with no
@@ -569,15 +573,67 @@ _new_analysis = SlotMaker(Analysis)
 
 
 def analyze(raw: RawMeasurement, fpdb: FingerprintDB) -> Analysis:
+    """The observations and the verdict of one measurement. Never raises for any content:
+    an exception in the analysis (a bug) gives a failure verdict that says so, with the
+    reason in `Analysis.error`, so that one measurement cannot stop a run."""
+    try:
+        return _analyze(raw, fpdb)
+    except Exception as exc:  # (errors as data: the callers report it and go on)
+        return _analysis_failed(raw, f"{type(exc).__name__}: {exc}")
+
+
+def _test_name(doc: dict[str, Any]) -> str:
+    return str(doc.get("test_name") or "unknown")
+
+
+def _probe_cc(doc: dict[str, Any]) -> str:
+    return str(doc.get("probe_cc") or "ZZ")
+
+
+def _input(doc: dict[str, Any]) -> str | None:
+    inp = doc.get("input")
+    return inp if isinstance(inp, str) else None
+
+
+def _analysis_failed(raw: RawMeasurement, error: str) -> Analysis:
+    doc = raw.view
+    inp_s = _input(doc)
+    v = _new_verdict(
+        *_envelope(raw, doc, inp_s, _test_name(doc), _probe_cc(doc)),
+        None, False, False, True, None, *([0.0] * 12), [], [ANALYSIS_FAILED.id],
+        None, None, False, raw.path, raw.line, RULES_VERSION,
+    )  # fmt: skip
+    return _new_analysis(v, [], {"analysis_failed"}, error)
+
+
+def _envelope(
+    raw: RawMeasurement, doc: dict[str, Any], inp_s: str | None, test_name: str, cc: str
+) -> tuple[Any, ...]:
+    """The verdict's first fields: uid, report_id, input, domain, probe_cc, probe_asn,
+    test_name, measurement_start_time."""
+    domain = _host_scheme(inp_s)[0] if inp_s and "://" in inp_s else inp_s
+    asn = doc.get("probe_asn")
+    return (
+        raw.uid,
+        str(doc.get("report_id") or ""),
+        inp_s,
+        domain,
+        cc,
+        str(asn) if asn is not None else "AS0",
+        test_name,
+        _time(doc),
+    )
+
+
+def _analyze(raw: RawMeasurement, fpdb: FingerprintDB) -> Analysis:
     doc = raw.view  # what the analysis reads (fields.PRUNE_SPEC)
     tk_raw = doc.get("test_keys")
     tk = tk_raw if isinstance(tk_raw, dict) else {}
-    test_name = str(doc.get("test_name") or "unknown")
-    cc = str(doc.get("probe_cc") or "ZZ")
+    test_name = _test_name(doc)
+    cc = _probe_cc(doc)
     ex = extract(tk, raw.uid, cc, fpdb)
     group, rules_name = _plan(test_name)
-    inp = doc.get("input")
-    inp_s = inp if isinstance(inp, str) else None
+    inp_s = _input(doc)
     s_dns = s_tcp = s_tls = s_http = NOT_REACHED
     facts: set[str]
     if tk_raw is None:
@@ -608,7 +664,6 @@ def analyze(raw: RawMeasurement, fpdb: FingerprintDB) -> Analysis:
     else:
         fp_names = []
         confirmed = out.confirmed
-    domain = _host_scheme(inp_s)[0] if inp_s and "://" in inp_s else inp_s
     probe_blocking_raw = tk.get("blocking")
     probe_blocking = (
         None
@@ -624,17 +679,8 @@ def analyze(raw: RawMeasurement, fpdb: FingerprintDB) -> Analysis:
         disagrees = probe_anomaly != anomaly or (
             anomaly and probe_anomaly and probe_blocking != out.blocking_type
         )
-    asn = doc.get("probe_asn")
-    when = _time(doc)
     v = _new_verdict(
-        raw.uid,
-        str(doc.get("report_id") or ""),
-        inp_s,
-        domain,
-        cc,
-        str(asn) if asn is not None else "AS0",
-        test_name,
-        when,
+        *_envelope(raw, doc, inp_s, test_name, cc),
         None,
         anomaly,
         confirmed and anomaly,
@@ -653,4 +699,4 @@ def analyze(raw: RawMeasurement, fpdb: FingerprintDB) -> Analysis:
         raw.line,
         RULES_VERSION,
     )
-    return _new_analysis(v, ex.observations, facts)
+    return _new_analysis(v, ex.observations, facts, None)

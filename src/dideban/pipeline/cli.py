@@ -72,8 +72,9 @@ def analyze_cmd(
 ) -> None:
     """Analyze OONI-format measurements and print one verdict per measurement.
 
-    Unreadable measurements are reported on stderr (file:line: reason); the exit status is 1
-    when there were any, 0 otherwise."""
+    Unreadable measurements, and any whose analysis failed (a bug; its row says so), are
+    reported on stderr (file:line: reason); the exit status is 1 when there were any, 0
+    otherwise."""
     from dideban.pipeline.analysis import analyze
     from dideban.pipeline.readers import ReadError, read_paths
 
@@ -100,7 +101,12 @@ def analyze_cmd(
             errors += 1
             typer.echo(f"unreadable: {item}", err=True)
             continue
-        v = analyze(item, db).verdict
+        a = analyze(item, db)
+        if a.error is not None:
+            errors += 1
+            where = item.path if item.line is None else f"{item.path}:{item.line}"
+            typer.echo(f"analysis failed: {where}: {a.error}", err=True)
+        v = a.verdict
         if fmt is Format.jsonl:
             out.write(json.dumps(_row(v), ensure_ascii=False) + "\n")
         elif fmt is Format.csv:
@@ -172,7 +178,7 @@ def reprocess_cmd(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     for p in problems:
-        typer.echo(f"missing raw: {p}", err=True)
+        typer.echo(f"problem: {p}", err=True)
     typer.echo(f"reprocessed {done} measurements")
 
 

@@ -94,6 +94,8 @@ RULES: tuple[Rule, ...] = (
     Rule("stun.catchall", 1, ("stunreachability",), "The STUN server answered the binding request", (), OK),
     # -- everything else -------------------------------------------------------------------
     Rule("generic.unsupported", 1, ("*",), "A test this pipeline does not score: no verdict", (), FAIL),
+    # -- any test (in no test's list: `analysis.analyze` gives it itself) -------------------
+    Rule("pipeline.analysis_failed", 1, (), "The analysis of this measurement failed (a bug in the pipeline, reported with its reason): no verdict until it is reprocessed", (), FAIL),
 )
 # fmt: on
 
@@ -138,6 +140,9 @@ FACTS: dict[str, frozenset[str]] = {
 }
 
 RULES_VERSION = "r1-" + str(sum(r.version for r in RULES))
+
+# The rule of a measurement whose analysis failed (see `analysis.analyze`).
+ANALYSIS_FAILED = next(r for r in RULES if r.id == "pipeline.analysis_failed")
 
 VALID_BLOCKING_TYPES = (None, *BLOCKING_TYPES)
 

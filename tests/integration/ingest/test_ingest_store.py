@@ -311,3 +311,56 @@ def test_api_reader_polling_during_ingest_never_errors(tmp_path: Path) -> None:
     assert p.returncode == 0, err
     assert seen and all(v == m and v % 50 == 0 for v, m in seen)
     assert counts(db)["verdicts"] == 300
+
+
+def test_a_failing_analysis_is_stored_reported_and_reprocessed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One measurement whose analysis raises (a pipeline bug, simulated) neither stops the run
+    nor is lost: it is stored with a verdict that says so and reported; once the bug is gone,
+    `reprocess` gives it its real verdict."""
+    from dideban.pipeline import analysis
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.jsonl").write_bytes(b"".join(msm(i) for i in range(5)))
+    db = tmp_path / "s.duckdb"
+    real = analysis._web_connectivity
+    bad_uid = "20260101000000.000003_IR_webconnectivity_x"
+
+    def buggy(tk: dict[str, object], ex: object, url: str | None) -> object:
+        if any(o.measurement_uid == bad_uid for o in ex.observations):  # type: ignore[attr-defined]
+            raise ZeroDivisionError("simulated bug")
+        return real(tk, ex, url)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(analysis, "_web_connectivity", buggy)
+    rep = ingest([data], db, default_db())
+    assert rep.measurements == 5
+    assert [(e.line, e.reason) for e in rep.errors] == [
+        (4, "analysis failed (stored as such): ZeroDivisionError: simulated bug")
+    ]
+    with Store.open(db, read_only=True) as s:
+        rows = s.conn.execute(
+            "SELECT measurement_uid, failure, rules FROM verdicts ORDER BY 1"
+        ).fetchall()
+        obs = s.conn.execute(
+            "SELECT count(*) FROM observations WHERE measurement_uid = ?", [bad_uid]
+        ).fetchone()
+    assert [r[0] for r in rows] == sorted(r[0] for r in rows) and len(rows) == 5
+    bad = [r for r in rows if r[0] == bad_uid]
+    assert bad == [(bad_uid, True, ["pipeline.analysis_failed"])]
+    assert all(r[2] != ["pipeline.analysis_failed"] for r in rows if r[0] != bad_uid)
+    assert obs == (0,)
+
+    monkeypatch.setattr(analysis, "_web_connectivity", real)
+    done, problems = reprocess(db, default_db())
+    assert (done, problems) == (5, [])
+    with Store.open(db, read_only=True) as s:
+        fixed = s.conn.execute(
+            "SELECT rules FROM verdicts WHERE measurement_uid = ?", [bad_uid]
+        ).fetchone()
+        obs = s.conn.execute(
+            "SELECT count(*) FROM observations WHERE measurement_uid = ?", [bad_uid]
+        ).fetchone()
+    assert fixed is not None and fixed[0] != ["pipeline.analysis_failed"]
+    assert obs is not None and obs[0] > 0

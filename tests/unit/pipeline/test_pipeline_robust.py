@@ -14,6 +14,7 @@ import functools
 import json
 import types
 import typing
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -218,3 +219,48 @@ def test_unhashable_values_where_addresses_are_vouched_for_count_as_missing(odd:
     (null,) = iter_lines(_vouching_case(None), "f")
     assert isinstance(raw, RawMeasurement) and isinstance(null, RawMeasurement)
     assert analysis_dump(analyze(raw, default_db())) == analysis_dump(analyze(null, default_db()))
+
+
+def test_an_analysis_bug_gives_a_failure_verdict_and_the_cli_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An exception inside the analysis (a bug, simulated) is data: the measurement gets a
+    failure verdict decided by `pipeline.analysis_failed` with its envelope intact, the
+    reason is in `Analysis.error`, and `dideban analyze` reports it and analyses the rest."""
+    import typer
+    from typer.testing import CliRunner
+
+    from dideban.pipeline import analysis
+    from dideban.pipeline.cli import register
+    from dideban.pipeline.readers import read_paths
+
+    lab = Path(__file__).parent / "data" / "lab_iran_websites.jsonl"
+    lines = lab.read_bytes().splitlines()[:3]
+    path = tmp_path / "three.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    raws = [r for r in read_paths([path]) if isinstance(r, RawMeasurement)]
+    good = [analysis.analyze(r, default_db()) for r in raws]
+    assert all(a.error is None for a in good)
+
+    def boom(*args: object) -> object:
+        raise KeyError("simulated")
+
+    monkeypatch.setattr(analysis, "_web_connectivity", boom)
+    bad = analysis.analyze(raws[1], default_db())
+    assert bad.error == "KeyError: 'simulated'" and bad.observations == []
+    v, g = bad.verdict, good[1].verdict
+    assert (v.failure, v.anomaly, v.blocking_type, v.rules) == (
+        True, False, None, ["pipeline.analysis_failed"],
+    )  # fmt: skip
+    for name in ("measurement_uid", "report_id", "input", "domain", "probe_cc", "probe_asn",
+                 "test_name", "measurement_start_time", "raw_path", "raw_line"):  # fmt: skip
+        assert getattr(v, name) == getattr(g, name), name
+
+    app = typer.Typer()
+    register(app)
+    result = CliRunner().invoke(app, ["analyze", "--format", "jsonl", str(path)])
+    assert result.exit_code == 1
+    rows = [json.loads(x) for x in result.stdout.splitlines()]
+    assert [r["rules"] for r in rows] == [["pipeline.analysis_failed"]] * 3
+    assert result.stderr.count("analysis failed: ") == 3
+    assert f"{path}:2: KeyError: 'simulated'" in result.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from dideban.model.verdict import BLOCKING_TYPES
-from dideban.pipeline.rules import FACT_GROUP, FACTS, RULES, decide, rules_for
+from dideban.pipeline.rules import ANALYSIS_FAILED, FACT_GROUP, FACTS, RULES, decide, rules_for
 
 
 def test_ids_are_unique_and_well_formed() -> None:
@@ -58,3 +58,12 @@ def test_first_match_wins_and_catch_all_catches() -> None:
     assert decide("no_such_test", set()).id == "generic.unsupported"
     # A rule whose facts are not all present does not fire.
     assert decide("web_connectivity", {"dns_inconsistent"}).id != "wc.dns.inconsistent"
+
+
+def test_the_analysis_failed_rule_is_in_no_tests_list() -> None:
+    """`analyze` gives it itself; no fact of any test can make `decide` pick it."""
+    assert ANALYSIS_FAILED.id == "pipeline.analysis_failed" and ANALYSIS_FAILED in RULES
+    assert ANALYSIS_FAILED.outcome.failure and not ANALYSIS_FAILED.outcome.anomaly
+    for test in FACT_GROUP:
+        assert ANALYSIS_FAILED not in rules_for(test)
+        assert decide(test, FACTS[FACT_GROUP[test]]).id != ANALYSIS_FAILED.id

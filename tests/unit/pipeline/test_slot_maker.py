@@ -83,7 +83,7 @@ def test_instances_take_part_in_garbage_collection() -> None:
 
     maker = SlotMaker(Analysis)
     box = Box()
-    a = maker(None, box, set())
+    a = maker(None, box, set(), None)
     box.held = a
     ref = weakref.ref(box)
     assert gc.is_tracked(a)
