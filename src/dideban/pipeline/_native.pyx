@@ -1173,6 +1173,7 @@ def extract(dict test_keys, str uid, str probe_cc, fpdb):
     queries = _get(test_keys, "queries")
     if type(queries) is list:
         match_dns = fpdb.match_dns
+        dns_exact = fpdb.dns_exact
         for q in <list>queries:
             rec = _record(q, QUERY)
             if rec is None:
@@ -1194,7 +1195,12 @@ def extract(dict test_keys, str uid, str probe_cc, fpdb):
                     value = _s(a[A_IPV4]) or _s(a[A_IPV6]) or _s(a[A_HOSTNAME])
                     atype = a[A_TYPE]
                     is_ip = atype == "A" or atype == "AAAA"
-                    found = match_dns(value) if value else None
+                    if not value:
+                        found = None
+                    elif type(dns_exact) is dict:
+                        found = (<dict>dns_exact).get(value)
+                    else:
+                        found = match_dns(value)
                     o = _OBSERVATION.make((
                         uid, len(obs), "dns", tid, hostname, value if is_ip else None, None,
                         engine, value, None, None, None, None, None, failure, t0, t,

@@ -170,6 +170,11 @@ class FingerprintDB:
                     self._dns_other.append(fp)
             elif fp.location.startswith("header."):
                 self._headers.setdefault(fp.location[7:], []).append(fp)
+        # When every DNS fingerprint is `full`, matching an answer is one lookup here (the
+        # compiled extraction does it itself; the lists must not be changed).
+        self.dns_exact: dict[str, list[Fingerprint]] | None = (
+            None if self._dns_other else self._dns_full
+        )
         self._dns_prefilter = (
             tuple(f.pattern for f in self._dns_other if f.pattern_type == "prefix"),
             tuple(f.pattern for f in self._dns_other if f.pattern_type == "contains"),

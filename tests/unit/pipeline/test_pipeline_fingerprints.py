@@ -200,3 +200,28 @@ def test_json_form_is_loaded_when_no_csv(tmp_path: Path) -> None:
     )
     (f,) = load_folder(tmp_path)
     assert f.name == "j.1" and f.expected_countries == frozenset({"TR"})
+
+
+@pytest.mark.parametrize("with_prefix", [False, True])
+def test_dns_answers_are_matched_in_extraction_with_any_kind_of_dns_fingerprint(
+    with_prefix: bool,
+) -> None:
+    """With only `full` DNS fingerprints, extraction looks answers up itself (`dns_exact`);
+    with others it asks `match_dns`. Both find the same."""
+    from dideban.pipeline.observations import extract
+
+    fps = [fp("d.full", "dns", "full", "10.10.34.35", cc="IR")]
+    if with_prefix:
+        fps.append(fp("d.prefix", "dns", "prefix", "10.66.", cc="IR"))
+    db = FingerprintDB(fps)
+    assert (db.dns_exact is None) == with_prefix
+    answers = ["10.10.34.35", "10.66.1.2", "203.0.113.9"]
+    tk = {
+        "queries": [
+            {"hostname": "x.example", "answers": [{"answer_type": "A", "ipv4": a} for a in answers]}
+        ]
+    }
+    ex = extract(tk, "u", "IR", db)
+    got = [o.fingerprints for o in ex.observations]
+    assert got == [["d.full"], ["d.prefix"] if with_prefix else [], []]
+    assert [m.confirmed for m in ex.matches] == [True] * (1 + with_prefix)
