@@ -38,7 +38,9 @@ class IngestReport:
     files_read: int = 0
     measurements: int = 0
     batches: int = 0
-    errors: list[ReadError] = field(default_factory=list)
+    errors: list[ReadError] = field(default_factory=list)  # measurements that cannot be read
+    # Measurements whose analysis failed (a bug): stored with a verdict that says so.
+    analysis_failed: list[ReadError] = field(default_factory=list)
 
 
 def stored_of(raw: RawMeasurement, verdict: Verdict) -> StoredMeasurement:
@@ -141,14 +143,14 @@ def _categorize(verdict: Verdict) -> None:
 
 
 def _analysis_error(raw: RawMeasurement, error: str) -> ReadError:
-    return ReadError(raw.path, raw.line, f"analysis failed (stored as such): {error}")
+    return ReadError(raw.path, raw.line, error)
 
 
 def _derive(
-    raws: Iterable[RawMeasurement], fpdb: FingerprintDB, errors: list[ReadError]
+    raws: Iterable[RawMeasurement], fpdb: FingerprintDB, failed: list[ReadError]
 ) -> tuple[list[StoredMeasurement], list[Observation], list[Verdict]]:
     """Rows of these measurements; a failed analysis is stored (its verdict says so) and
-    reported in `errors`."""
+    listed in `failed`."""
     by_uid: dict[str, RawMeasurement] = {}
     for r in raws:
         by_uid[r.uid] = r  # the last copy of a uid wins within a batch
@@ -158,7 +160,7 @@ def _derive(
     for raw in by_uid.values():
         a = analyze(raw, fpdb)
         if a.error is not None:
-            errors.append(_analysis_error(raw, a.error))
+            failed.append(_analysis_error(raw, a.error))
         _categorize(a.verdict)
         ms.append(stored_of(raw, a.verdict))
         obs.extend(a.observations)
@@ -184,7 +186,7 @@ def ingest(
     def flush() -> None:
         if not pending and not pending_marks:
             return
-        ms, obs, vs = _derive(pending, fpdb, report.errors)
+        ms, obs, vs = _derive(pending, fpdb, report.analysis_failed)
         with Store.open(db) as store:
             store.write_batch(Batch(ms, obs, vs, list(pending_marks.values())))
         report.batches += 1
@@ -260,7 +262,8 @@ def reprocess(
             found += 1
             a = analyze(item, fpdb)
             if a.error is not None:
-                problems.append(str(_analysis_error(item, a.error)))
+                failure = _analysis_error(item, a.error)
+                problems.append(f"analysis failed (stored as such): {failure}")
             _categorize(a.verdict)
             obs.extend(a.observations)
             vs.append(a.verdict)

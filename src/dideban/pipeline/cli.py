@@ -150,9 +150,12 @@ def ingest_cmd(
         raise typer.Exit(2) from None
     for e in rep.errors:
         typer.echo(f"unreadable: {e}", err=True)
+    for e in rep.analysis_failed:
+        typer.echo(f"analysis failed (stored as such): {e}", err=True)
+    failed = f", {len(rep.analysis_failed)} analysis failed" if rep.analysis_failed else ""
     typer.echo(
         f"{rep.measurements} measurements from {rep.files_read} new/changed of "
-        f"{rep.files_seen} files in {rep.batches} batches; {len(rep.errors)} unreadable"
+        f"{rep.files_seen} files in {rep.batches} batches; {len(rep.errors)} unreadable{failed}"
     )
 
 

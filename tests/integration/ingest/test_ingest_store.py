@@ -336,8 +336,9 @@ def test_a_failing_analysis_is_stored_reported_and_reprocessed(
     monkeypatch.setattr(analysis, "_web_connectivity", buggy)
     rep = ingest([data], db, default_db())
     assert rep.measurements == 5
-    assert [(e.line, e.reason) for e in rep.errors] == [
-        (4, "analysis failed (stored as such): ZeroDivisionError: simulated bug")
+    assert rep.errors == []
+    assert [(e.line, e.reason) for e in rep.analysis_failed] == [
+        (4, "ZeroDivisionError: simulated bug")
     ]
     with Store.open(db, read_only=True) as s:
         rows = s.conn.execute(
