@@ -133,6 +133,18 @@ def run_dideban(path: Path) -> tuple[int, int, float, float]:
     return n, obs, time.perf_counter() - t0, time.process_time() - c0
 
 
+def run_read_only(path: Path) -> tuple[int, float]:
+    """The reading part alone (files, lines, the pruned decode): where the time goes."""
+    from dideban.pipeline.readers import RawMeasurement, read_paths
+
+    n = 0
+    c0 = time.process_time()
+    for item in read_paths([path]):
+        if isinstance(item, RawMeasurement):
+            n += 1
+    return n, time.process_time() - c0
+
+
 def run_oonidata(py: Path, path: Path, loader: str) -> dict[str, Any]:
     r = subprocess.run(
         [str(py), "-c", OONIDATA_PARSE, str(path), loader],
@@ -159,6 +171,12 @@ def main() -> None:
             f"dideban read+observations+verdict: {done} in {secs:.1f} s wall, {cpu:.1f} s CPU"
             f" = {done / cpu:,.0f} msm/s per core (CPU), {done / secs:,.0f} wall"
             f" ({obs} observations)"
+        )
+        read_n, read_cpu = run_read_only(path)
+        print(
+            f"  per measurement: {cpu / done * 1e6:.1f} us, of which reading (file, lines,"
+            f" pruned decode) {read_cpu / read_n * 1e6:.1f} us, observations and verdict"
+            f" {(cpu / done - read_cpu / read_n) * 1e6:.1f} us (reading timed on its own)"
         )
         base: dict[str, float] = {}
         for loader in ("orjson", "json"):
