@@ -10,6 +10,11 @@ are committed in ONE transaction, and each batch opens and closes the file (see
 in flight and the next run redoes exactly that batch. A measurement seen again (the same uid,
 e.g. a .json file rewritten) replaces its rows, never duplicates them.
 
+Memory: a plain `.jsonl` is read 8 MB at a time (`PLAIN_BLOCK`), and the measurements of a
+batch keep views of the blocks, not copies of their lines. A compressed file is decompressed
+whole: a gzip member or zstd frame is used only once it is complete and its checksum holds,
+so the largest member sets the memory needed.
+
 `reprocess(db)` recomputes observations and verdicts from the raw files the store points to,
 after rules or fingerprints changed; the raw files are only read.
 """
@@ -21,6 +26,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from dideban.ingest.categories import CategoryIndex
 from dideban.model.rawfile import is_jsonl, read_bytes
@@ -46,6 +52,9 @@ class IngestReport:
 def stored_of(raw: RawMeasurement, verdict: Verdict) -> StoredMeasurement:
     assert verdict.measurement_uid == raw.uid
     return StoredMeasurement.of_verdict(verdict, raw.path, raw.line, raw.index, raw.uid_derived)
+
+
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -90,44 +99,94 @@ def _chunks(path: Path, old: IngestedFile | None, chunk: int) -> Iterator[_Chunk
     lines_done = old.lines_done if old else 0
     prev_m = old.measurements if old else 0
     prev_e = old.errors if old else 0
+    regions: Iterator[tuple[bytes, int, int, int]]
     if plain:
         offset = old.bytes_done if old and old.bytes_done <= st.st_size else 0
         if offset == 0:
             lines_done, prev_m, prev_e = 0, 0, 0
-        with path.open("rb") as fh:
-            fh.seek(offset)
-            data = fh.read(st.st_size - offset)
+        regions = _plain_regions(path, offset, st.st_size - offset)
     else:
-        offset = 0
         data = read_bytes(path)
-        skip = data.split(b"\n", lines_done)
-        if len(skip) <= lines_done:
+        start = _after_lines(data, lines_done)
+        if start is None:
             return  # fewer complete lines than before: nothing new
-        consumed = sum(len(s) + 1 for s in skip[:lines_done])
-        data = data[consumed:]
-    end = data.rfind(b"\n")
-    if end < 0:
-        return  # no complete new line yet
-    data = data[: end + 1]
-    lines = data.split(b"\n")[:-1]
-    pos = 0
-    for start in range(0, len(lines), chunk):
-        part = lines[start : start + chunk]
-        blob = b"\n".join(part)
-        items = list(iter_lines(blob, p, first_line=lines_done + start + 1))
+        regions = iter([(data, start, data.rfind(b"\n") + 1, 0)])
+    groups = (
+        (buf, a, b, n, base) for buf, s, e, base in regions for a, b, n in _groups(buf, s, e, chunk)
+    )
+    for (buf, a, b, n, base), last in _with_last(groups):
+        # (The measurements keep views of `buf`, a bytes object of its own: no copies.)
+        items = list(iter_lines(buf, p, lines_done + 1, start=a, stop=b - 1))
         raws = [r for r in items if isinstance(r, RawMeasurement)]
         errs = [r for r in items if isinstance(r, ReadError)]
-        pos += len(blob) + 1
+        lines_done += n
         prev_m += len(raws)
         prev_e += len(errs)
-        mark = mark_at(
-            (offset + pos) if plain else 0,
-            lines_done + start + len(part),
-            prev_m,
-            prev_e,
-            complete=start + chunk >= len(lines),
-        )
+        mark = mark_at(base + b if plain else 0, lines_done, prev_m, prev_e, complete=last)
         yield _Chunk(raws, errs, mark)
+
+
+# A plain JSONL file is read this many bytes at a time: memory stays flat whatever its size.
+PLAIN_BLOCK = 8 << 20
+
+
+def _plain_regions(path: Path, offset: int, size: int) -> Iterator[tuple[bytes, int, int, int]]:
+    """The complete lines of `size` bytes of a file from `offset`, a block at a time: (buf,
+    start, stop, base) with buf[start:stop] whole lines (stop just past a newline) and base
+    the file offset of buf[0]. A last line without its newline is left for a later run."""
+    carry = b""
+    base = offset
+    with path.open("rb") as fh:
+        fh.seek(offset)
+        while size > 0:
+            block = fh.read(min(PLAIN_BLOCK, size))
+            if not block:
+                return  # the file shrank
+            size -= len(block)
+            buf = carry + block if carry else block
+            cut = buf.rfind(b"\n") + 1
+            if cut:
+                yield buf, 0, cut, base
+            carry = buf[cut:]
+            base += cut
+
+
+def _after_lines(data: bytes, lines: int) -> int | None:
+    """The offset just past the first `lines` newlines of data; None if it has fewer."""
+    pos = 0
+    for _ in range(lines):
+        end = data.find(b"\n", pos)
+        if end < 0:
+            return None
+        pos = end + 1
+    return pos
+
+
+def _groups(buf: bytes, start: int, stop: int, chunk: int) -> Iterator[tuple[int, int, int]]:
+    """buf[start:stop] (whole lines) in runs of at most `chunk` lines: (start, stop, lines),
+    each stop just past a newline."""
+    pos = start
+    while pos < stop:
+        end = pos
+        n = 0
+        while n < chunk and end < stop:
+            end = buf.find(b"\n", end, stop) + 1
+            n += 1
+        yield pos, end, n
+        pos = end
+
+
+def _with_last(items: Iterator[_T]) -> Iterator[tuple[_T, bool]]:
+    """Each item, and whether it is the last."""
+    it = iter(items)
+    try:
+        prev = next(it)
+    except StopIteration:
+        return
+    for item in it:
+        yield prev, False
+        prev = item
+    yield prev, True
 
 
 _CATEGORIES: CategoryIndex | None = None

@@ -139,6 +139,7 @@ def iter_lines(
     path: str,
     first_line: int = 1,
     *,
+    start: int = 0,
     stop: int | None = None,
     copy: bool = False,
 ) -> Generator[RawMeasurement | ReadError, None, int]:
@@ -150,13 +151,13 @@ def iter_lines(
     decoded whole by orjson, then by the standard parser (which is lenient where orjson is
     strict), and these decide what is read and what error is reported.
 
-    `stop`: read data[:stop] only. `copy`: each measurement keeps a copy of its line (for
-    a buffer that is reused), not a view of `data`. Returns the number the next line would
-    have."""
+    `start`, `stop`: read data[start:stop] only (start at the beginning of a line). `copy`:
+    each measurement keeps a copy of its line (for a buffer that is reused), not a view of
+    `data`. Returns the number the next line would have."""
     view = memoryview(data)
     find = data.find
     size = len(data) if stop is None else stop
-    pos = 0
+    pos = start
     n = first_line
     while pos <= size:
         end = find(b"\n", pos, size)

@@ -365,3 +365,44 @@ def test_a_failing_analysis_is_stored_reported_and_reprocessed(
         ).fetchone()
     assert fixed is not None and fixed[0] != ["pipeline.analysis_failed"]
     assert obs is not None and obs[0] > 0
+
+
+@pytest.mark.parametrize("block", [300, 5000, 8 << 20])
+def test_plain_files_read_in_blocks_ingest_alike(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int
+) -> None:
+    """A plain JSONL file is read a block at a time (memory stays flat): lines that straddle
+    blocks, blank and bad lines, a last line still being written, and the watermarks come out
+    as when it is read at once; so does a second run after the file grew."""
+    import dideban.ingest as ingest_mod
+
+    monkeypatch.setattr(ingest_mod, "PLAIN_BLOCK", block)
+    f = tmp_path / "d" / "a.jsonl"
+    f.parent.mkdir()
+    parts = [msm(0), b"\n", b"garbage\n", msm(1)[:100] + b"\n"]
+    parts += [msm(i) for i in range(2, 12)]
+    f.write_bytes(b"".join(parts) + msm(12)[:50])  # the last line is still being written
+    db = tmp_path / "s.db"
+    rep = ingest([f.parent], db, default_db(), batch_size=5)
+    assert rep.measurements == 11
+    assert [e.line for e in rep.errors] == [3, 4]
+    with Store.open(db, read_only=True) as s:
+        mark = s.watermarks()[str(f.resolve())]
+        lines = dict(
+            s.conn.execute("SELECT measurement_uid, raw_line FROM measurements").fetchall()
+        )
+    assert (mark.bytes_done, mark.lines_done) == (f.stat().st_size - 50, len(parts))
+    assert mark.complete and mark.errors == 2 and mark.measurements == 11
+    assert sorted(lines.values()) == [1, *range(5, 15)]
+    # Every stored line number points at its measurement in the file.
+    text = f.read_bytes().split(b"\n")
+    for uid, n in lines.items():
+        assert json.loads(text[n - 1])["measurement_uid"] == uid
+    with f.open("ab") as fh:
+        fh.write(msm(12)[50:] + msm(13))
+    rep2 = ingest([f.parent], db, default_db(), batch_size=5)
+    assert rep2.measurements == 2 and rep2.errors == []
+    assert counts(db)["verdicts"] == 13 and counts(db)["duplicate_uids"] == 0
+    with Store.open(db, read_only=True) as s:
+        mark = s.watermarks()[str(f.resolve())]
+    assert (mark.bytes_done, mark.lines_done) == (f.stat().st_size, len(parts) + 2)
