@@ -10,8 +10,8 @@ are committed in ONE transaction, and each batch opens and closes the file (see
 in flight and the next run redoes exactly that batch. A measurement seen again (the same uid,
 e.g. a .json file rewritten) replaces its rows, never duplicates them.
 
-Memory: a plain `.jsonl` is read 8 MB at a time (`PLAIN_BLOCK`), and the measurements of a
-batch keep views of the blocks, not copies of their lines. A compressed file is decompressed
+Memory: a plain `.jsonl` is read a block at a time (`readers.jsonl_blocks`), the measurements
+of a batch keeping a copy of their own line. A compressed file is decompressed
 whole: a gzip member or zstd frame is used only once it is complete and its checksum holds,
 so the largest member sets the memory needed.
 
@@ -34,7 +34,14 @@ from dideban.model.stored import IngestedFile, StoredMeasurement
 from dideban.model.verdict import Observation, Verdict
 from dideban.pipeline.analysis import analyze
 from dideban.pipeline.fingerprints import FingerprintDB
-from dideban.pipeline.readers import RawMeasurement, ReadError, iter_files, iter_lines, read_file
+from dideban.pipeline.readers import (
+    RawMeasurement,
+    ReadError,
+    iter_files,
+    iter_lines,
+    jsonl_blocks,
+    read_file,
+)
 from dideban.store import Batch, Store
 
 
@@ -99,56 +106,42 @@ def _chunks(path: Path, old: IngestedFile | None, chunk: int) -> Iterator[_Chunk
     lines_done = old.lines_done if old else 0
     prev_m = old.measurements if old else 0
     prev_e = old.errors if old else 0
-    regions: Iterator[tuple[bytes, int, int, int]]
+    regions: Iterable[tuple[bytes | bytearray, int, int, int]]
     if plain:
         offset = old.bytes_done if old and old.bytes_done <= st.st_size else 0
         if offset == 0:
             lines_done, prev_m, prev_e = 0, 0, 0
-        regions = _plain_regions(path, offset, st.st_size - offset)
+        # Whole lines only: a last line without its newline is left for a later run.
+        regions = (
+            (buf, 0, stop, base)
+            for buf, stop, base, whole in jsonl_blocks(path, offset, st.st_size - offset)
+            if whole
+        )
     else:
         data = read_bytes(path)
         start = _after_lines(data, lines_done)
         if start is None:
             return  # fewer complete lines than before: nothing new
-        regions = iter([(data, start, data.rfind(b"\n") + 1, 0)])
-    groups = (
-        (buf, a, b, n, base) for buf, s, e, base in regions for a, b, n in _groups(buf, s, e, chunk)
-    )
-    for (buf, a, b, n, base), last in _with_last(groups):
-        # (The measurements keep views of `buf`, a bytes object of its own: no copies.)
-        items = list(iter_lines(buf, p, lines_done + 1, start=a, stop=b - 1))
+        regions = [(data, start, data.rfind(b"\n") + 1, 0)]
+
+    def runs() -> Iterator[tuple[list[RawMeasurement | ReadError], int, int]]:
+        """(what they hold, how many lines, the file offset just past them) of the runs of
+        at most `chunk` whole lines, each read before the next: a plain file's buffer is
+        reused (the measurements keep a copy of their line), a compressed file's is not."""
+        line = lines_done + 1
+        for buf, start, stop, base in regions:
+            for a, b, n in _groups(buf, start, stop, chunk):
+                yield list(iter_lines(buf, p, line, start=a, stop=b - 1, copy=plain)), n, base + b
+                line += n
+
+    for (items, n, end), last in _with_last(runs()):
         raws = [r for r in items if isinstance(r, RawMeasurement)]
         errs = [r for r in items if isinstance(r, ReadError)]
         lines_done += n
         prev_m += len(raws)
         prev_e += len(errs)
-        mark = mark_at(base + b if plain else 0, lines_done, prev_m, prev_e, complete=last)
+        mark = mark_at(end if plain else 0, lines_done, prev_m, prev_e, complete=last)
         yield _Chunk(raws, errs, mark)
-
-
-# A plain JSONL file is read this many bytes at a time: memory stays flat whatever its size.
-PLAIN_BLOCK = 8 << 20
-
-
-def _plain_regions(path: Path, offset: int, size: int) -> Iterator[tuple[bytes, int, int, int]]:
-    """The complete lines of `size` bytes of a file from `offset`, a block at a time: (buf,
-    start, stop, base) with buf[start:stop] whole lines (stop just past a newline) and base
-    the file offset of buf[0]. A last line without its newline is left for a later run."""
-    carry = b""
-    base = offset
-    with path.open("rb") as fh:
-        fh.seek(offset)
-        while size > 0:
-            block = fh.read(min(PLAIN_BLOCK, size))
-            if not block:
-                return  # the file shrank
-            size -= len(block)
-            buf = carry + block if carry else block
-            cut = buf.rfind(b"\n") + 1
-            if cut:
-                yield buf, 0, cut, base
-            carry = buf[cut:]
-            base += cut
 
 
 def _after_lines(data: bytes, lines: int) -> int | None:
@@ -162,7 +155,9 @@ def _after_lines(data: bytes, lines: int) -> int | None:
     return pos
 
 
-def _groups(buf: bytes, start: int, stop: int, chunk: int) -> Iterator[tuple[int, int, int]]:
+def _groups(
+    buf: bytes | bytearray, start: int, stop: int, chunk: int
+) -> Iterator[tuple[int, int, int]]:
     """buf[start:stop] (whole lines) in runs of at most `chunk` lines: (start, stop, lines),
     each stop just past a newline."""
     pos = start

@@ -204,33 +204,53 @@ def iter_lines(
 BLOCK_SIZE = 256 << 10
 
 
-def _read_jsonl_blocks(path: Path, p: str) -> Iterator[RawMeasurement | ReadError]:
-    """`iter_lines` over a plain JSONL file, a block at a time into one reused buffer. Each
-    block ends at its last newline; the partial line after it starts the next block. (The
-    measurements keep a copy of their own line, not a view of the buffer.)"""
-    line = 1
+def jsonl_blocks(
+    path: Path, offset: int = 0, size: int | None = None
+) -> Iterator[tuple[bytearray, int, int, bool]]:
+    """A plain JSONL file's bytes from `offset` (`size` of them, else to its end), a block at
+    a time into ONE reused buffer (keep nothing that points into it): (buf, stop, base,
+    whole) with buf[:stop] read from the file at offset `base`. With `whole`, buf[:stop] is
+    whole lines, the last newline included; the partial line after it starts the next block.
+    Last, where the bytes do not end with a newline, the line left over (`whole` False)."""
     buf = bytearray(BLOCK_SIZE)
     view = memoryview(buf)
-    size = 0  # bytes in buf: the partial line left from the block before, then what is read
+    filled = 0  # bytes in buf: the partial line left from the block before, then what is read
+    base = offset
+    left = size
     with path.open("rb") as fh:
+        if offset:
+            fh.seek(offset)
         while True:
-            if size == len(buf):  # a line longer than the buffer
+            if filled == len(buf):  # a line longer than the buffer
                 view.release()
                 buf.extend(bytes(len(buf)))
                 view = memoryview(buf)
-            got = fh.readinto(view[size:])
+            room = len(buf) - filled if left is None else min(len(buf) - filled, left)
+            got = fh.readinto(view[filled : filled + room]) if room else 0
             if got == 0:
-                if size:
-                    yield from iter_lines(buf, p, line, stop=size, copy=True)
+                if filled:
+                    yield buf, filled, base, False
                 return
-            size += got
-            cut = buf.rfind(b"\n", 0, size)
-            if cut < 0:
+            if left is not None:
+                left -= got
+            filled += got
+            cut = buf.rfind(b"\n", 0, filled) + 1
+            if cut == 0:
                 continue
-            line = yield from iter_lines(buf, p, line, stop=cut, copy=True)
-            rest = size - cut - 1
-            buf[:rest] = buf[cut + 1 : size]
-            size = rest
+            yield buf, cut, base, True
+            rest = filled - cut
+            buf[:rest] = buf[cut:filled]
+            filled = rest
+            base += cut
+
+
+def _read_jsonl_blocks(path: Path, p: str) -> Iterator[RawMeasurement | ReadError]:
+    """`iter_lines` over a plain JSONL file, block by block (`jsonl_blocks`); the measurements
+    keep a copy of their own line, not a view of the reused buffer."""
+    line = 1
+    for buf, stop, _base, whole in jsonl_blocks(path):
+        # (Without its newline: buf[stop - 1] is one when the block is whole lines.)
+        line = yield from iter_lines(buf, p, line, stop=stop - 1 if whole else stop, copy=True)
 
 
 def read_file(path: Path) -> Iterator[RawMeasurement | ReadError]:

@@ -374,9 +374,9 @@ def test_plain_files_read_in_blocks_ingest_alike(
     """A plain JSONL file is read a block at a time (memory stays flat): lines that straddle
     blocks, blank and bad lines, a last line still being written, and the watermarks come out
     as when it is read at once; so does a second run after the file grew."""
-    import dideban.ingest as ingest_mod
+    from dideban.pipeline import readers
 
-    monkeypatch.setattr(ingest_mod, "PLAIN_BLOCK", block)
+    monkeypatch.setattr(readers, "BLOCK_SIZE", block)
     f = tmp_path / "d" / "a.jsonl"
     f.parent.mkdir()
     parts = [msm(0), b"\n", b"garbage\n", msm(1)[:100] + b"\n"]
