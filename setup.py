@@ -6,10 +6,11 @@ The rest of the pipeline's per-measurement path (`analysis`, the verdict logic; 
 `fingerprints`; `observations`) is plain Python, and each source is the one definition of its
 code; Cython compiles those same files (each starts with `# cython: annotation_typing=False`:
 annotations are not taken as C types, so the compiled code keeps Python's semantics). That
-takes about 40% off the analysis and 5% off the whole path. All are compiled at install time (`pip install -e .` or
-`pip install .`), which needs a C compiler and the Python headers; Cython itself is a build
-requirement that pip fetches. After editing either source, rebuild in place with
-`python setup.py build_ext --inplace` (the test suite refuses to run on a stale build).
+takes about 40% off the analysis and 5% off the whole path. All are compiled at install time
+(`pip install -e .` or `pip install .`), which needs a C compiler and the Python headers;
+Cython itself is a build requirement that pip fetches. After editing any of these sources,
+rebuild in place with `python setup.py build_ext --inplace` (the test suite refuses to run on
+a stale build).
 """
 
 from Cython.Build import cythonize
@@ -28,8 +29,8 @@ setup(
             ),
         ],
         # Only the language level here. `_native.pyx` turns off bounds and negative-index
-        # checks in its own header; `analysis.py` is plain Python and must keep Python's
-        # semantics (`reqs[-1]` compiled without them reads out of bounds).
+        # checks in its own header; the plain Python modules must keep Python's semantics
+        # (`reqs[-1]` compiled without them reads out of bounds).
         compiler_directives={"language_level": "3"},
     )
 )

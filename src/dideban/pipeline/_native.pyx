@@ -928,13 +928,10 @@ def decode_pruned(data, spec):
 # `extract` is `dideban.pipeline.observations.extract` (see its docstring for what it does),
 # compiled. It reads a test_keys dict (whole, or pruned by `decode_pruned`: it reads only
 # the keys of `fields.PRUNE_SPEC`) and builds the observations, the HTTP exchanges and the
-# fingerprint matches. The Python classes and the rarely used helpers come from
-# `dideban.pipeline.observations`, which binds them here when it is imported (`bind`).
+# fingerprint matches. The Python classes (as the SlotMakers that build them) and the rarely
+# used helpers come from `dideban.pipeline.observations`, which binds them here when it is
+# imported (`bind`).
 
-cdef object Observation = None
-cdef object Extracted = None
-cdef object HttpExchange = None
-cdef object Match = None
 cdef object as_text = None
 cdef object title_of = None
 
@@ -1026,9 +1023,7 @@ cdef SlotMaker _OBSERVATION, _HTTP_EXCHANGE, _MATCH, _EXTRACTED
 
 
 def bind(observation, extracted, http_exchange, match, as_text_, title_of_):
-    global Observation, Extracted, HttpExchange, Match, as_text, title_of
-    global _OBSERVATION, _HTTP_EXCHANGE, _MATCH, _EXTRACTED
-    Observation, Extracted, HttpExchange, Match = observation, extracted, http_exchange, match
+    global as_text, title_of, _OBSERVATION, _HTTP_EXCHANGE, _MATCH, _EXTRACTED
     as_text, title_of = as_text_, title_of_
     _OBSERVATION = SlotMaker(observation)
     _HTTP_EXCHANGE = SlotMaker(http_exchange)

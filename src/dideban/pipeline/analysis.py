@@ -21,7 +21,7 @@ import datetime as dt
 import functools
 import ipaddress
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 from urllib.parse import urlsplit
 
@@ -566,10 +566,10 @@ _VERDICT_FIELDS = (
     "rules", "probe_blocking", "probe_accessible", "disagrees_with_probe", "raw_path",
     "raw_line", "rules_version",
 )  # fmt: skip
-if tuple(f.name for f in fields(Verdict)) != _VERDICT_FIELDS:
-    raise ImportError("Verdict's fields changed: update analysis._VERDICT_FIELDS and analyze()")
 _new_verdict = SlotMaker(Verdict)
 _new_analysis = SlotMaker(Analysis)
+if _new_verdict.names != _VERDICT_FIELDS:
+    raise ImportError("Verdict's fields changed: update analysis._VERDICT_FIELDS and analyze()")
 
 
 def analyze(raw: RawMeasurement, fpdb: FingerprintDB) -> Analysis:
