@@ -7,7 +7,7 @@ the request names the test, the probe's network and the software, in data format
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Final
 
 # The keys of the request, all strings.
@@ -33,14 +33,5 @@ class OpenReport:
     software_version: str
 
     def to_json(self) -> dict[str, str]:
-        """The request body."""
-        return {
-            "data_format_version": "0.2.0",
-            "format": "json",
-            "probe_asn": self.probe_asn,
-            "probe_cc": self.probe_cc,
-            "software_name": self.software_name,
-            "software_version": self.software_version,
-            "test_name": self.test_name,
-            "test_version": self.test_version,
-        }
+        """The request body: the fields, and the data format (`OPEN_REPORT_KEYS` in all)."""
+        return {"data_format_version": "0.2.0", "format": "json", **asdict(self)}

@@ -244,3 +244,14 @@ async def test_check_in_when_the_collector_is_down_is_none(tmp_path: Path) -> No
     s = _submitter(tmp_path, fake)
     assert await s.check_in({"probe_cc": "IR"}) is None
     assert s.probe_addresses == [PROBE_IP]
+
+
+def test_open_report_request_is_what_the_collector_reads() -> None:
+    from dideban.collector.validate import open_report_request
+    from dideban.model.report import OPEN_REPORT_KEYS, OpenReport
+
+    report = OpenReport("web_connectivity", "0.5.0", "IR", "AS197207", "dideban", "0.1.0")
+    body = report.to_json()
+    assert sorted(body) == sorted(OPEN_REPORT_KEYS)
+    assert (body["data_format_version"], body["format"]) == ("0.2.0", "json")
+    assert open_report_request(body) == report
