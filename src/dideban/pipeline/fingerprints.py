@@ -204,10 +204,11 @@ class FingerprintDB:
                 list(lits.values()),
                 regexps,
             )
-        # Body: one search for all the literal patterns (contains, prefix, full) and each
-        # regexp's literal prefix (its "trigger": the regexp can only match
-        # where its trigger occurs, so it runs only then). Regexps without a literal prefix
-        # always run.
+        # Body: one search for all the literal patterns (contains, prefix, full) and the
+        # texts each regexp needs (`_needed_literals`: every match holds them, so a regexp
+        # runs only on a page that holds all of its own, and one that needs none always
+        # runs: "<meta name=.*twitter:card" runs on a page with both, not on every page
+        # with meta tags).
         self._body_regexps = [f for f in self._body if f.pattern_type == "regexp"]
         literals: dict[str, list[Fingerprint]] = {}
         for fp in self._body:
@@ -216,17 +217,24 @@ class FingerprintDB:
         triggers: dict[str, list[int]] = {}
         self._regexp_compiled = [re.compile(f.pattern) for f in self._body_regexps]
         self._regexp_untriggered: list[int] = []
-        for i, fp in enumerate(self._body_regexps):
-            trigger = _literal_prefix(fp.pattern)
-            if trigger:
-                triggers.setdefault(trigger, []).append(i)
-            else:
+        needed = [_needed_literals(fp.pattern) for fp in self._body_regexps]
+        for i, texts in enumerate(needed):
+            for text in texts:
+                triggers.setdefault(text, []).append(i)
+            if not texts:
                 self._regexp_untriggered.append(i)
         words = list(dict.fromkeys([*literals, *triggers]))
-        # Per automaton word: the literal fingerprints it is, the regexps it triggers.
+        # Per automaton word: the literal fingerprints it is, the regexps that need it.
         self._words: list[tuple[tuple[Fingerprint, ...], tuple[int, ...]]] = [
             (tuple(literals.get(w, ())), tuple(triggers.get(w, ()))) for w in words
         ]
+        # Per regexp needing more than one text: the automaton words it needs.
+        index = {w: k for k, w in enumerate(words)}
+        self._regexp_needs: dict[int, frozenset[int]] = {
+            i: frozenset(index[t] for t in texts)
+            for i, texts in enumerate(needed)
+            if len(texts) > 1
+        }
         self._literals = _native.LiteralSet(words)
 
     @classmethod
@@ -283,6 +291,11 @@ class FingerprintDB:
                         found[fp.name] = fp
                 if regexps:
                     run.update(regexps)
+            if run and self._regexp_needs:
+                seen = {i for i, _, _ in hits}
+                run = {
+                    r for r in run if r not in self._regexp_needs or self._regexp_needs[r] <= seen
+                }
         if run:
             text = body.decode("utf-8") if isinstance(body, bytes) else body
             for i, fp in enumerate(self._body_regexps):
@@ -338,6 +351,30 @@ def _literal_prefix(pattern: str) -> str:
             break
         out.append(chr(arg))
     return "".join(out)
+
+
+def _needed_literals(pattern: str) -> list[str]:
+    """Texts every match of `pattern` holds: its literal prefix (`_literal_prefix`, of any
+    length), then each other run of 4 or more literal characters of its top-level sequence
+    (shorter ones are not worth a search). None for a pattern that ignores case or is
+    verbose."""
+    prefix = _literal_prefix(pattern)
+    try:
+        parsed = _re_parser.parse(pattern)
+    except re.error:
+        return []
+    if parsed.state.flags & (re.IGNORECASE | re.VERBOSE):
+        return []
+    runs = [prefix] if prefix else []
+    run: list[str] = []
+    for op, arg in [*list(parsed)[len(prefix) :], (None, None)]:
+        if op is _re_constants.LITERAL:
+            run.append(chr(arg))
+        else:
+            if len(run) >= 4:
+                runs.append("".join(run))
+            run = []
+    return list(dict.fromkeys(runs))
 
 
 _DEFAULT: FingerprintDB | None = None

@@ -1,5 +1,5 @@
 """The pipeline's fast paths give exactly what the plain definitions give: the compiled body
-scan (one Aho-Corasick pass, regexps gated by their literal prefix) against each
+scan (one literal search, regexps run only where the texts they need occur) against each
 fingerprint's own `matches`, over the default set and generated bodies."""
 
 from __future__ import annotations
@@ -14,7 +14,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dideban.pipeline.analysis import _is_ip, is_bogon
-from dideban.pipeline.fingerprints import Fingerprint, FingerprintDB, _literal_prefix, default_db
+from dideban.pipeline.fingerprints import (
+    Fingerprint,
+    FingerprintDB,
+    _literal_prefix,
+    _needed_literals,
+    default_db,
+)
 from dideban.pipeline.observations import title_of
 from dideban.pipeline.readers import ReadError, iter_lines, measurement_of
 
@@ -33,6 +39,9 @@ SMALL = FingerprintDB(
         fp("re.nolit", "regexp", r"[xy]z"),
         fp("re.icase", "regexp", r"(?i)QQ"),
         fp("re.alt", "regexp", r"a|zz"),
+        # Needs "ab" and "zqzq" (in that order on one line, which only the regexp checks).
+        fp("re.two", "regexp", r"ab.*zqzq"),
+        fp("re.inner", "regexp", r"[xy]+qqzz"),
     ]
 )
 
@@ -49,8 +58,40 @@ def test_literal_prefix_of_regexps() -> None:
     assert _literal_prefix(r"a|zz") == ""
 
 
+def test_needed_literals_of_regexps() -> None:
+    assert _needed_literals(r"U\.S\..*Command") == ["U.S.", "Command"]
+    assert _needed_literals(r"<meta name=.*twitter:card") == ["<meta name=", "twitter:card"]
+    # Runs after the prefix count from 4 characters; optional ones are not literals.
+    assert _needed_literals(r"ab+c.*xyz.*wxyz") == ["a", "wxyz"]
+    assert _needed_literals(r"abc?defg") == ["ab", "defg"]
+    assert _needed_literals(r"[xy]zzzz") == ["zzzz"]
+    assert _needed_literals(r"(?i)QQQQ") == []
+    assert _needed_literals(r"abcd|wxyz") == []
+    assert _needed_literals(r"ab(?i:cdef)ghij") == ["ab", "ghij"]
+
+
+def test_regexp_runs_only_with_all_it_needs() -> None:
+    db = FingerprintDB([fp("two", "regexp", r"<meta name=.*twitter:card")])
+    calls: list[str] = []
+
+    class Spy:
+        def __init__(self, rx: object) -> None:
+            self.rx = rx
+
+        def search(self, text: str) -> object:
+            calls.append(text)
+            return self.rx.search(text)  # type: ignore[attr-defined]
+
+    db._regexp_compiled = [Spy(rx) for rx in db._regexp_compiled]  # type: ignore[misc]
+    assert db.match_body('<meta name="x">' * 50) == []
+    assert calls == []  # "twitter:card" is nowhere: the regexp never ran
+    assert db.match_body("twitter:card <meta name=") == []  # both, wrong order
+    assert len(calls) == 1
+    assert [f.name for f in db.match_body(b'<meta name="twitter:card">')] == ["two"]
+
+
 @settings(max_examples=300, deadline=None)
-@given(st.text(alphabet="abcxyzqQé\n", max_size=12))
+@given(st.text(alphabet="abcxyzqQé\n", max_size=16))
 def test_small_set_matches_like_each_fingerprint(body: str) -> None:
     assert {f.name for f in SMALL.match_body(body)} == naive(SMALL, body)
     # The page as its UTF-8 (as the pruned decode gives it) matches the same, in order.
