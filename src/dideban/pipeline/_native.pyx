@@ -268,6 +268,40 @@ cdef inline Py_ssize_t _skip_number(
     return j
 
 
+# 10**k for k <= 22: every one is a double exactly.
+cdef double _POW10[23]
+for _k in range(23):
+    _POW10[_k] = 10.0 ** _k
+
+
+cdef inline bint _exact_decimal(const unsigned char *s, Py_ssize_t size, double *out) noexcept nogil:
+    """A number in JSON's grammar without an exponent, -?digits.digits, with at most 15
+    digits in all, as the double nearest to it, which is what strtod gives: the digits as an
+    integer (below 2**53, so a double exactly) divided by 10**fraction (exact for up to 22
+    digits), and IEEE division rounds correctly (Clinger's fast path). False for any other
+    number (the general conversion takes it)."""
+    cdef Py_ssize_t k = 0, digits = 0, point = -1
+    cdef uint64_t m = 0
+    cdef bint negative = s[0] == 45
+    if negative:
+        k = 1
+    while k < size:
+        if s[k] == 46:
+            point = k
+        elif 48 <= s[k] <= 57:
+            m = m * 10 + (s[k] - 48)
+            digits += 1
+        else:
+            return False  # an exponent
+        k += 1
+    if digits > 15 or point < 0:
+        return False
+    out[0] = <double>m / _POW10[size - point - 1]
+    if negative:
+        out[0] = -out[0]
+    return True
+
+
 cdef inline Py_ssize_t _skip_key(const unsigned char *s, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
     """Past `"key" :` at i (and the whitespace after the colon's), or -1."""
     if i >= n or s[i] != 34:
@@ -705,6 +739,10 @@ cdef class _Parser:
                 small = small * 10 + (self.s[k] - 48)
             self.i = end
             return PyLong_FromLongLong(-small if negative else small)
+        cdef double fast
+        if not is_int and _exact_decimal(self.s + self.i, size, &fast):
+            self.i = end
+            return PyFloat_FromDouble(fast)
         self.reserve(size + 1)
         memcpy(self.buf, self.s + self.i, size)
         self.buf[size] = 0

@@ -147,6 +147,31 @@ def test_decode_pruned_leaves_the_lenient_cases_to_the_reference(text: bytes) ->
     assert isinstance(item, RawMeasurement) and item.view is item.doc
 
 
+@settings(max_examples=400, deadline=None)
+@given(
+    st.booleans(),
+    st.text(alphabet="0123456789", min_size=1, max_size=10),
+    st.text(alphabet="0123456789", min_size=1, max_size=12),
+)
+def test_decimals_decode_to_the_nearest_double(negative: bool, whole: str, fraction: str) -> None:
+    """Short decimals take a fast path (`_exact_decimal`); every decimal, short or not, is
+    the double the standard conversion gives, bit for bit (the sign of zero too)."""
+    text = ("-" if negative else "") + (whole.lstrip("0") or "0") + "." + fraction
+    got = _native.decode_pruned(f'{{"t": {text}}}'.encode(), None)["t"]
+    assert type(got) is float
+    assert got.hex() == float(text).hex() and str(got) == str(float(text))
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["0.0", "-0.0", "0.1", "0.3", "1.0000000000000002", "999999999999999.9", "1234567890.12345",
+     "9007199254740993.0", "0.000000000000000000001", "123.456e2", "-7.5E-3"],
+)  # fmt: skip
+def test_decimals_at_the_edges_of_the_fast_path(text: str) -> None:
+    got = _native.decode_pruned(f"[{text}]".encode(), None)[0]
+    assert got.hex() == float(text).hex() and str(got) == str(float(text))
+
+
 @pytest.mark.parametrize(
     "text",
     [b'"\xff"', b'["ok", "\xc3"]', b'{"b": "\\u0041\xed\xa0\x80"}', b'"\xc0\xaf"'],
