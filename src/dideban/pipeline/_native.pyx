@@ -23,7 +23,9 @@ The spec is a tree (see `dideban.pipeline.fields.PRUNE_SPEC`):
   characters decoded: HTTP bodies, which are only searched and measured); any other JSON type
   is kept whole;
 - `tuple`: if the value is an array, a tuple of its elements, kept whole (header pairs: a
-  tuple costs one allocation, a list two); any other JSON type is kept whole.
+  tuple costs one allocation, a list two); any other JSON type is kept whole;
+- `RAW`: any value as its JSON text (bytes), checked as a skipped value is, not decoded
+  (`decode_raw` decodes it as the whole document's decode would).
 
 Duplicate keys: the last one wins, as in `json.loads` and orjson.
 
@@ -34,6 +36,9 @@ Infinity, lone surrogates in \\u escapes), and nesting deeper than 512.
 """
 
 cimport cython
+import json
+
+import orjson
 from cpython.ref cimport Py_INCREF, Py_XDECREF, PyObject
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
@@ -434,6 +439,17 @@ cdef object _UTF8 = object()
 cdef object _TUPLE = object()
 
 
+@cython.final
+cdef class _Raw:
+    def __repr__(self):
+        return "RAW"
+
+
+RAW = _Raw()
+"""The prune spec of a value kept as its JSON text (bytes), checked but not decoded: for a
+value the analysis reads only now and then (`decode_raw` decodes it then)."""
+
+
 cdef object _compile(object spec):
     if spec is None:
         return None
@@ -441,6 +457,8 @@ cdef object _compile(object spec):
         return _UTF8
     if spec is tuple:
         return _TUPLE
+    if spec is RAW:
+        return RAW
     if isinstance(spec, dict):
         return _Node(list(spec.items()), False)
     if isinstance(spec, tuple):
@@ -767,6 +785,11 @@ cdef class _Parser:
     cdef object value(self, object spec, int depth):
         """The value at self.i (after whitespace), pruned by `spec`."""
         cdef int c = self.peek()
+        cdef Py_ssize_t start
+        if spec is RAW:
+            start = self.i
+            self.skip(depth)
+            return PyBytes_FromStringAndSize(<const char *>self.s + start, self.i - start)
         if c == 34:
             if spec is _UTF8:
                 return self.utf8()
@@ -961,6 +984,16 @@ def decode_pruned(data, spec):
             _busy = False
 
 
+def decode_raw(bytes text):
+    """A value kept by the RAW spec, decoded as the whole document is decoded
+    (`readers.RawMeasurement.doc`): by orjson, else by the standard parser, which takes every
+    text the RAW spec lets through (1e999, lone surrogates)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 # -- observations -----------------------------------------------------------------------------
 #
 # `extract` is `dideban.pipeline.observations.extract` (see its docstring for what it does),
@@ -1150,6 +1183,8 @@ cdef list _headers_of(tuple resp):
         if out:
             return out
     h = resp[RS_HEADERS]
+    if type(h) is bytes:  # kept as its text by the pruned decode (fields.PRUNE_SPEC)
+        h = decode_raw(h)
     if type(h) is dict:
         for k, v in (<dict>h).items():
             text = v if type(v) is str else as_text(v)

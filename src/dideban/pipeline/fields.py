@@ -9,7 +9,8 @@ measurement and for records with any value anywhere (tests/unit/pipeline/test_pi
 `None`: the value whole; a dict: an object's keys; a tuple of (key, spec) pairs: an object
 as a record, the tuple of those keys' values (the archival records that
 `observations.extract` reads; their keys are `_native.QUERY` etc.); `[spec]`: each element
-of an array; `bytes`: a string as its UTF-8 bytes; `tuple`: an array as a tuple.
+of an array; `bytes`: a string as its UTF-8 bytes; `tuple`: an array as a tuple; `RAW`: any
+value as its JSON text, checked, not decoded (`_native.decode_raw` decodes it when needed).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 from dideban.pipeline import _native
 
 WHOLE = None
+RAW = _native.RAW
 
 # Keys of test_keys that the verdict logic reads whole (small values).
 TEST_KEYS_READ = (
@@ -51,8 +53,12 @@ PRUNE_SPEC: dict[str, Any] = {
                 _native.REQUEST,
                 request=record(_native.REQUEST_REQUEST),
                 # The body as UTF-8 bytes: it is only searched and measured.
-                # Header pairs as tuples (as `extract` gives them).
-                response=record(_native.REQUEST_RESPONSE, body=bytes, headers_list=[tuple]),
+                # Header pairs as tuples (as `extract` gives them). The `headers` object
+                # is read only where there is no `headers_list` (before probe-cli 0.4):
+                # kept as its text until then.
+                response=record(
+                    _native.REQUEST_RESPONSE, body=bytes, headers_list=[tuple], headers=RAW
+                ),
             )
         ],
         **dict.fromkeys(TEST_KEYS_READ),

@@ -53,10 +53,25 @@ def dumps(value: Any, style: int) -> bytes:
     return json.dumps(value, ensure_ascii=False, indent=1).encode()  # raw UTF-8, whitespace
 
 
+class RawOf:
+    """Equal to a RAW value (JSON text) that `decode_raw` decodes to `value`."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, bytes) and _native.decode_raw(other) == self.value
+
+    def __repr__(self) -> str:
+        return f"RawOf({self.value!r})"
+
+
 def prune(value: Any, spec: Any) -> Any:
     """The spec's meaning, in plain Python (see `_native.pyx`)."""
     if spec is None:
         return value
+    if spec is _native.RAW:
+        return RawOf(value)
     if spec is bytes:
         return value.encode("utf-8") if isinstance(value, str) else value
     if spec is tuple:
@@ -75,7 +90,7 @@ def spec_for(value: Any, draw: st.DrawFn) -> Any:
         return {k: spec_for(value[k], draw) for k in keys} | {"not-there": None}
     if isinstance(value, list) and value and draw(st.booleans()):
         return [spec_for(value[0], draw)]
-    return draw(st.sampled_from([None, bytes, tuple]))
+    return draw(st.sampled_from([None, bytes, tuple, _native.RAW]))
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
@@ -106,16 +121,27 @@ def test_decode_pruned_refuses_what_orjson_refuses(value: Any, data: st.DataObje
         else:
             text.insert(pos, byte)
     raw = bytes(text)
-    # Whole, and with strings as UTF-8 bytes (one of them, "s", escaped and not ASCII).
+    # Whole, and with strings as UTF-8 bytes (one of them, "s", escaped and not ASCII), and
+    # kept as text (RAW).
     as_utf8 = {"k": bytes, "s": bytes}
+    as_raw = {"k": _native.RAW, "s": _native.RAW}
     try:
         expected = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        with pytest.raises(ValueError):
-            _native.decode_pruned(raw, None)
-        with pytest.raises(ValueError):
-            _native.decode_pruned(raw, as_utf8)
+        for spec in (None, as_utf8):
+            with pytest.raises(ValueError):
+                _native.decode_pruned(raw, spec)
+        try:
+            kept = _native.decode_pruned(raw, as_raw)
+        except ValueError:
+            return
+        # RAW checks a value as a skipped one is checked: it lets through only what the
+        # standard parser takes (1e999, a lone surrogate), and decode_raw decodes it so.
+        assert kept == prune(json.loads(raw), as_raw)
         return
+    # (orjson takes integers beyond 64 bits as floats, and so does decode_raw.)
+    if isinstance(expected, dict):
+        assert _native.decode_pruned(raw, as_raw) == prune(expected, as_raw)
     try:
         got = _native.decode_pruned(raw, None)
     except _native.Unsupported:
@@ -319,6 +345,42 @@ def test_records_of_any_shape_are_extracted_alike_pruned_or_whole(
     assert isinstance(pruned, RawMeasurement) and pruned._text is not None
     whole = RawMeasurement(orjson.loads(text), pruned.uid, False, "f", 1)
     assert _analysis_dump(pruned) == _analysis_dump(whole)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        b'{"Server": "nginx", "X-Many": ["a", "b"], "X-B64": {"format": "base64", "data": "aGk="}}',
+        b'{"Via": "proxy", "X-Big": 123456789012345678901234567890, "X-Odd": "\\ud800"}',
+        b'{"Server": "x", "Server": "y"}',
+        b"[1, 2]",
+        b'"text"',
+    ],
+)
+def test_headers_object_kept_as_text_reads_as_the_whole_document(headers: bytes) -> None:
+    """`headers` (read only without `headers_list`, as in legacy measurements) is kept as
+    its JSON text by the pruned decode (the RAW spec), then decoded as the whole document
+    is: the same headers and the same analysis, big integers and lone surrogates too."""
+    line = (
+        b'{"measurement_uid": "u", "test_name": "web_connectivity", "input": "http://a.example/",'
+        b' "test_keys": {"requests": [{"request": {"url": "http://a.example/"}, "response":'
+        b' {"code": 200, "body": "<title>t</title>", "headers": ' + headers + b"}}]}}"
+    )
+    (pruned,) = iter_lines(line, "f")
+    assert isinstance(pruned, RawMeasurement) and pruned._text is not None
+    raw = pruned.view["test_keys"]["requests"][0][2][2]
+    assert type(raw) is bytes  # the text, not yet decoded
+    db = default_db()
+    got = _native.extract(pruned.view["test_keys"], "u", "ZZ", db).http[0].headers
+    pruned_analysis = analyze(pruned, db)
+    pruned_dump = _analysis_dump(pruned)
+    whole = RawMeasurement(pruned.doc, "u", False, "f", 1)  # orjson, else json (as the reader)
+    assert _native.decode_raw(raw) == whole.doc["test_keys"]["requests"][0]["response"]["headers"]
+    assert got == _native.extract(whole.doc["test_keys"], "u", "ZZ", db).http[0].headers
+    assert pruned_analysis.observations == analyze(whole, db).observations
+    assert pruned_dump == _analysis_dump(whole)
+    if headers.startswith(b'{"Server": "nginx"'):
+        assert got == [("Server", "nginx"), ("X-Many", "a, b"), ("X-B64", "hi")]
 
 
 @pytest.mark.parametrize(
