@@ -9,6 +9,9 @@ from dideban.pipeline.observations import Extracted, HttpExchange
 class Unsupported(ValueError): ...
 
 def decode_pruned(data: bytes | bytearray | memoryview, spec: object) -> Any: ...
+def decode_raw(text: bytes) -> Any: ...
+
+RAW: object
 def bind(
     observation: type[Observation],
     extracted: type[Extracted],
