@@ -401,29 +401,54 @@ cdef class _Node:
     cdef bint record     # make a tuple of the values in key order, not a dict
     cdef const char *ptrs[64]
     cdef Py_ssize_t lens[64]
+    # The names by `_key_hash`: the first in each bucket, and the next in the same bucket
+    # (-1: none). Most keys of a measurement are not in the spec: one probe tells.
+    cdef signed char head[64]
+    cdef signed char next[64]
 
     def __init__(self, pairs, bint record):
         if len(pairs) > 64:
             raise ValueError("a prune spec level names at most 64 keys")
+        cdef int k, h
         self.record = record
         self.names = []
         self.keys = []
         self.children = []
+        memset(self.head, -1, sizeof(self.head))
         for key, sub in pairs:
             name = key.encode("utf-8")
-            self.ptrs[len(self.names)] = <const char *>name
-            self.lens[len(self.names)] = len(name)
+            k = len(self.names)
+            self.ptrs[k] = <const char *>name
+            self.lens[k] = len(name)
+            # Each name at the end of its bucket's chain: the first of equal names is found.
+            self.next[k] = -1
+            h = _key_hash(<const unsigned char *><const char *>name, len(name))
+            if self.head[h] < 0:
+                self.head[h] = k
+            else:
+                h = self.head[h]
+                while self.next[h] >= 0:
+                    h = self.next[h]
+                self.next[h] = k
             self.names.append(name)
             self.keys.append(key)
             self.children.append(_compile(sub))
         self.count = len(self.names)
 
     cdef inline int find(self, const unsigned char *s, Py_ssize_t n) noexcept:
-        cdef int k
-        for k in range(self.count):
+        cdef int k = self.head[_key_hash(s, n)]
+        while k >= 0:
             if self.lens[k] == n and memcmp(self.ptrs[k], s, n) == 0:
                 return k
+            k = self.next[k]
         return -1
+
+
+cdef inline int _key_hash(const unsigned char *s, Py_ssize_t n) noexcept nogil:
+    """A bucket (0-63) for a key's UTF-8: from its length and its first and last bytes."""
+    if n == 0:
+        return 0
+    return <int>((<Py_ssize_t>s[0] * 7 + <Py_ssize_t>s[n - 1] * 3 + n * 13) & 63)
 
 
 cdef class _Each:
