@@ -12,6 +12,7 @@ def decode_pruned(data: bytes | bytearray | memoryview, spec: object) -> Any: ..
 def decode_raw(text: bytes) -> Any: ...
 
 RAW: object
+
 def bind(
     observation: type[Observation],
     extracted: type[Extracted],

@@ -1219,6 +1219,7 @@ cdef list _headers_of(tuple resp):
 
 
 cdef tuple _NO_RESPONSE = (None, None, None, None)
+cdef Py_ssize_t HEADER_MEMO = 4096  # header names remembered in a FingerprintDB.header_memo
 
 
 cdef tuple _split_address(object address):
@@ -1342,6 +1343,7 @@ def extract(dict test_keys, str uid, str probe_cc, fpdb):
         match_body = fpdb.match_body
         match_header = fpdb.match_header
         header_names = fpdb.header_names
+        header_memo = fpdb.header_memo
         for r in <list>requests:
             rec = _record(r, REQUEST)
             if rec is None:
@@ -1362,8 +1364,13 @@ def extract(dict test_keys, str uid, str probe_cc, fpdb):
                     names += _fp_names(found, matches, probe_cc)
             for k, v in headers:
                 # Only names some fingerprint looks at (the same test match_header does
-                # first, without the call).
-                if k.lower() in header_names:
+                # first, without the call), remembered by name.
+                seen = (<dict>header_memo).get(k)
+                if seen is None:
+                    seen = k.lower() in header_names
+                    if len(<dict>header_memo) < HEADER_MEMO:
+                        (<dict>header_memo)[k] = seen
+                if seen is True:
                     found = match_header(k, v)
                     if found:
                         names += _fp_names(found, matches, probe_cc)

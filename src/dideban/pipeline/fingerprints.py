@@ -186,6 +186,10 @@ class FingerprintDB:
         self._header_index: dict[str, _HeaderIndex] = {}
         # Lower-case header names some fingerprint looks at (`match_header` of any other is []).
         self.header_names: frozenset[str] = frozenset(self._headers)
+        # Header names as a page gives them -> whether their lower case is one of those
+        # (filled by the compiled extraction as it meets them, up to 4,096 names:
+        # a page has ~15 headers, nearly all of them the same few dozen names).
+        self.header_memo: dict[str, bool] = {}
         for hname, hfps in self._headers.items():
             fulls: dict[str, list[int]] = {}
             lits: dict[str, list[tuple[int, bool]]] = {}

@@ -225,3 +225,23 @@ def test_dns_answers_are_matched_in_extraction_with_any_kind_of_dns_fingerprint(
     got = [o.fingerprints for o in ex.observations]
     assert got == [["d.full"], ["d.prefix"] if with_prefix else [], []]
     assert [m.confirmed for m in ex.matches] == [True] * (1 + with_prefix)
+
+
+def test_header_names_are_remembered_as_pages_give_them() -> None:
+    """The extraction remembers, per header name as written, whether a fingerprint looks
+    at it (in any case): the same matches the first time and every time after, and the
+    memo stops growing at 4,096 names."""
+    from dideban.pipeline.observations import extract
+
+    db = FingerprintDB([fp("h.full", "header.server", "full", "Censor/1.0")])
+    headers = [["SERVER", "Censor/1.0"], ["X-Other", "Censor/1.0"]]
+    tk = {"requests": [{"response": {"code": 200, "headers_list": headers}}]}
+    for _ in range(2):
+        ex = extract(tk, "u", "ZZ", db)
+        assert [m.fingerprint.name for m in ex.matches] == ["h.full"]
+        assert ex.observations[0].fingerprints == ["h.full"]
+    assert db.header_memo == {"SERVER": True, "X-Other": False}
+    many = [[f"X-{i}", "v"] for i in range(5000)] + [["Server", "Censor/1.0"]]
+    ex = extract({"requests": [{"response": {"code": 200, "headers_list": many}}]}, "u", "ZZ", db)
+    assert [m.fingerprint.name for m in ex.matches] == ["h.full"]  # found past the memo's end
+    assert len(db.header_memo) == 4096
