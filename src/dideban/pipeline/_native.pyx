@@ -543,7 +543,7 @@ cdef class _Parser:
         self.buf = grown
         return 0
 
-    cdef inline void ws(self):
+    cdef inline void ws(self) noexcept:
         self.i = _skip_ws(self.s, self.i, self.n)
 
     cdef inline int peek(self) except -1:
