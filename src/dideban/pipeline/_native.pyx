@@ -872,7 +872,10 @@ cdef class _Parser:
                 raise Unsupported("expected a key")
             if node is None:
                 key = self.string()
-                self.expect(58)
+                if self.i < self.n and self.s[self.i] == 58:  # (compact JSON: right there)
+                    self.i += 1
+                else:
+                    self.expect(58)
                 PyDict_SetItem(out, key, self.value(None, depth))
             else:
                 end = self.scan_string(&escaped, &high)
@@ -888,7 +891,10 @@ cdef class _Parser:
                                              "strict")
                     k = node.find(self.s + start, end - start)
                     self.i = end + 1
-                self.expect(58)
+                if self.i < self.n and self.s[self.i] == 58:  # (compact JSON: right there)
+                    self.i += 1
+                else:
+                    self.expect(58)
                 if k < 0:
                     self.skip(depth)
                 elif node.record:
