@@ -1470,29 +1470,47 @@ cdef enum:
 
 @cython.final
 cdef class _Grams:
-    """Grams (4 or 2 bytes, as a uint32) -> the (word, back) entries of the words that hold
-    the gram `back` bytes after their start: an open-addressed table over C arrays (looked
-    up only where the filter bitmap says the gram may be one of them)."""
+    """Grams (4 or 2 bytes, as a uint32) -> the entries of the words that hold the gram
+    `back` bytes after their start: an open-addressed table over C arrays (looked up only
+    where the filter bitmap says the gram may be one of them). Each entry also holds what
+    the comparison needs, so that it touches no Python object: the word (its bytes, kept
+    alive by the LiteralSet, and length), and its anchor window (`width` bytes at `anchor`,
+    as an integer), compared first: a common gram ("news") is rarely followed by the rest
+    of a fingerprint's window."""
     cdef uint32_t *keys
     cdef int *first       # index of the slot's first entry; -1: empty slot
     cdef int *count
     cdef int *word
     cdef int *back
+    cdef int *anchor
+    cdef uint64_t *window
+    cdef const char **text
+    cdef Py_ssize_t *size
     cdef uint32_t mask
+    cdef int width
 
-    def __cinit__(self, dict grams):
+    def __cinit__(self, dict grams, list words, int width):
+        """`grams`: gram -> [(word index, back, anchor)]; `words`: bytes; `width`: 8 or 4."""
         cdef uint32_t size = 16, slot
         cdef int e = 0
+        cdef bytes w
+        cdef uint64_t v
         while size < 2 * len(grams):
             size *= 2
         self.mask = size - 1
+        self.width = width
         total = sum(len(v) for v in grams.values())
         self.keys = <uint32_t *>malloc(size * sizeof(uint32_t))
         self.first = <int *>malloc(size * sizeof(int))
         self.count = <int *>malloc(size * sizeof(int))
         self.word = <int *>malloc((total + 1) * sizeof(int))
         self.back = <int *>malloc((total + 1) * sizeof(int))
-        if not (self.keys and self.first and self.count and self.word and self.back):
+        self.anchor = <int *>malloc((total + 1) * sizeof(int))
+        self.window = <uint64_t *>malloc((total + 1) * sizeof(uint64_t))
+        self.text = <const char **>malloc((total + 1) * sizeof(const char *))
+        self.size = <Py_ssize_t *>malloc((total + 1) * sizeof(Py_ssize_t))
+        if not (self.keys and self.first and self.count and self.word and self.back
+                and self.anchor and self.window and self.text and self.size):
             raise MemoryError()
         for slot in range(size):
             self.first[slot] = -1
@@ -1503,9 +1521,18 @@ cdef class _Grams:
             self.keys[slot] = gram
             self.first[slot] = e
             self.count[slot] = len(entries)
-            for k, b in entries:
+            for k, b, at in entries:
+                w = <bytes>words[k]
+                if at < 0 or at + width > len(w):
+                    raise ValueError("anchor window outside the word")
+                v = 0
+                memcpy(&v, <const char *>w + <Py_ssize_t>at, width)
                 self.word[e] = k
                 self.back[e] = b
+                self.anchor[e] = at
+                self.window[e] = v
+                self.text[e] = <const char *>w
+                self.size[e] = len(w)
                 e += 1
 
     def __dealloc__(self):
@@ -1514,6 +1541,10 @@ cdef class _Grams:
         free(self.count)
         free(self.word)
         free(self.back)
+        free(self.anchor)
+        free(self.window)
+        free(self.text)
+        free(self.size)
 
     cdef inline int find(self, uint32_t gram, int *count) noexcept:
         """The index of the gram's first entry (and their count), or -1."""
@@ -1565,21 +1596,23 @@ cdef class LiteralSet:
                 raise ValueError("empty word")
             if len(w) >= 8:
                 # The 8-byte window (five 4-byte grams) whose grams are rarest.
-                for back in _window(w, 4, STRIDE, common4):
+                window = _window(w, 4, STRIDE, common4)
+                for back in window:
                     memcpy(&g4, <const char *>w + <Py_ssize_t>back, 4)
-                    long_grams.setdefault(g4, []).append((k, back))
+                    long_grams.setdefault(g4, []).append((k, back, window.start))
                     h = _hash4(g4)
                     self.bits4[h >> 3] |= 1 << (h & 7)
             elif len(w) >= 4:
                 # The 4-byte window (three 2-byte grams) whose grams are rarest.
-                for back in _window(w, 2, SHORT_STRIDE, common2):
+                window = _window(w, 2, SHORT_STRIDE, common2)
+                for back in window:
                     memcpy(&g2, <const char *>w + <Py_ssize_t>back, 2)
-                    short_grams.setdefault(g2, []).append((k, back))
+                    short_grams.setdefault(g2, []).append((k, back, window.start))
                     self.bits2[g2 >> 3] |= 1 << (g2 & 7)
             else:
                 self.tiny.append(k)
-        self.long_grams = _Grams(long_grams)
-        self.short_grams = _Grams(short_grams)
+        self.long_grams = _Grams(long_grams, self.words, 8)
+        self.short_grams = _Grams(short_grams, self.words, 4)
         self.any_short = len(short_grams) > 0
 
     cdef int _check(self, _Grams grams, uint32_t gram, Py_ssize_t q, const char *s,
@@ -1588,16 +1621,20 @@ cdef class LiteralSet:
         cdef int count = 0, e
         cdef int first = grams.find(gram, &count)
         cdef Py_ssize_t start, size
-        cdef bytes w
+        cdef uint64_t v
         if first < 0:
             return 0
         for e in range(first, first + count):
             start = q - grams.back[e]
-            if start < 0:
+            size = grams.size[e]
+            if start < 0 or start + size > n:
                 continue
-            w = <bytes>self.words[grams.word[e]]
-            size = len(w)
-            if start + size <= n and memcmp(s + start, <const char *>w, size) == 0:
+            v = 0
+            if grams.width == 8:
+                memcpy(&v, s + start + grams.anchor[e], 8)
+            else:
+                memcpy(&v, s + start + grams.anchor[e], 4)
+            if v == grams.window[e] and memcmp(s + start, grams.text[e], size) == 0:
                 hits.append((grams.word[e], start, start + size))
         return 0
 
