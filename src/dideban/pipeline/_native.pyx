@@ -469,6 +469,9 @@ cdef class _Raw:
     def __repr__(self):
         return "RAW"
 
+    def __reduce__(self):
+        return "RAW"  # the one RAW, copied or pickled (specs are compared by identity)
+
 
 RAW = _Raw()
 """The prune spec of a value kept as its JSON text (bytes), checked but not decoded: for a

@@ -432,3 +432,19 @@ def test_tuple_spec_of_any_length(count: int) -> None:
     cut = text[: text.index(b',"b"') - 1] + b",}"
     with pytest.raises(_native.Unsupported):
         _native.decode_pruned(cut, {"a": tuple})
+
+
+def test_raw_spec_survives_copies() -> None:
+    """Specs are compiled by identity: a copied or pickled RAW is the one RAW, so a deep
+    copy of PRUNE_SPEC prunes as PRUNE_SPEC does."""
+    import copy
+    import pickle
+
+    from dideban.pipeline.fields import PRUNE_SPEC
+
+    assert copy.deepcopy(_native.RAW) is _native.RAW
+    assert pickle.loads(pickle.dumps(_native.RAW)) is _native.RAW
+    line = (LAB.read_bytes().splitlines() or [b"{}"])[0]
+    assert _native.decode_pruned(line, copy.deepcopy(PRUNE_SPEC)) == _native.decode_pruned(
+        line, PRUNE_SPEC
+    )
