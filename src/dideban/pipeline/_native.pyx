@@ -438,7 +438,7 @@ cdef class _Node:
     cdef inline int find(self, const unsigned char *s, Py_ssize_t n) noexcept:
         cdef int k = self.head[_key_hash(s, n)]
         while k >= 0:
-            if self.lens[k] == n and memcmp(self.ptrs[k], s, n) == 0:
+            if self.lens[k] == n and _same_short(<const unsigned char *>self.ptrs[k], s, n):
                 return k
             k = self.next[k]
         return -1
@@ -804,7 +804,7 @@ cdef class _Parser:
         return PyFloat_FromDouble(d)
 
     cdef int literal(self, const char *word, Py_ssize_t size) except -1:
-        if self.i + size > self.n or memcmp(self.s + self.i, word, size) != 0:
+        if self.i + size > self.n or not _same_short(self.s + self.i, <const unsigned char *>word, size):
             raise Unsupported(f"bad literal at byte {self.i}")
         self.i += size
         return 0
