@@ -135,19 +135,25 @@ cdef inline long _hex4(const unsigned char *s) noexcept nogil:
     return v
 
 
+cdef inline uint64_t _special(uint64_t w) noexcept nogil:
+    """The high bit of each byte of the word w that is a quote, a backslash, a control or
+    not ASCII; possibly also of bytes above such a byte, never below the first one (its
+    lowest flagged byte is always a true one)."""
+    return (
+        _has_zero(w ^ 0x2222222222222222ULL)
+        | _has_zero(w ^ 0x5C5C5C5C5C5C5C5CULL)
+        | ((w - 0x2020202020202020ULL) & ~w)
+        | w
+    ) & 0x8080808080808080ULL
+
+
 cdef inline Py_ssize_t _plain_run(const unsigned char *s, Py_ssize_t j, Py_ssize_t n) noexcept nogil:
     """Past the plain bytes of a string from j, eight at a time: to the first quote,
-    backslash, control or non-ASCII byte, or to where fewer than eight bytes are left (the
-    lowest flagged byte of each test below is always a true one)."""
+    backslash, control or non-ASCII byte, or to where fewer than eight bytes are left."""
     cdef uint64_t w, special
     while j + 8 <= n:
         memcpy(&w, s + j, 8)
-        special = (
-            _has_zero(w ^ 0x2222222222222222ULL)
-            | _has_zero(w ^ 0x5C5C5C5C5C5C5C5CULL)
-            | ((w - 0x2020202020202020ULL) & ~w)
-            | w
-        ) & 0x8080808080808080ULL
+        special = _special(w)
         if special:
             return j + (__builtin_ctzll(special) >> 3)
         j += 8
@@ -188,6 +194,149 @@ cdef inline Py_ssize_t _skip_string(const unsigned char *s, Py_ssize_t j, Py_ssi
             j += k
         else:
             j += 1
+
+
+cdef inline Py_ssize_t _copy_run(
+    const unsigned char *s, Py_ssize_t j, Py_ssize_t end, char *out, Py_ssize_t *o,
+    bint any_special
+) noexcept nogil:
+    """Copies the plain bytes of a string from s[j] to out + o[0] (o advanced) up to the
+    first backslash, or with `any_special` the first quote, backslash, control or non-ASCII
+    byte (`_special`), or to end; returns where it stopped. Eight bytes at a time, each word
+    copied whole: `out` needs 8 bytes of room past what is copied (the output of an unescaped
+    string is never longer than the input read so far)."""
+    cdef uint64_t w, found
+    cdef unsigned char c
+    while j + 8 <= end:
+        memcpy(&w, s + j, 8)
+        memcpy(out + o[0], &w, 8)
+        if any_special:
+            found = _special(w)
+        else:
+            found = _has_zero(w ^ 0x5C5C5C5C5C5C5C5CULL) & 0x8080808080808080ULL
+        if found:
+            c = __builtin_ctzll(found) >> 3
+            o[0] += c
+            return j + c
+        j += 8
+        o[0] += 8
+    while j < end:
+        c = s[j]
+        if c == 92 or (any_special and (c == 34 or c < 32 or c >= 128)):
+            break
+        out[o[0]] = <char>c
+        o[0] += 1
+        j += 1
+    return j
+
+
+cdef enum:
+    # What `_escape` returns for an escape it does not take (the index after it otherwise).
+    BAD_ESCAPE = -1
+    SHORT_U = -2
+    BAD_U = -3
+    LONE_SURROGATE = -4
+
+
+cdef inline Py_ssize_t _escape(
+    const unsigned char *s, Py_ssize_t j, Py_ssize_t end, char *out, Py_ssize_t *o
+) noexcept nogil:
+    """The escape whose backslash is at s[j] (the text ends at end), undone: its UTF-8 written
+    at out + o[0] (at most 4 bytes; it is at least 2 bytes long in the input, a \\u escape 6
+    and a pair 12), o[0] advanced. Returns the index just past it, or one of BAD_ESCAPE,
+    SHORT_U, BAD_U, LONE_SURROGATE."""
+    cdef unsigned char c
+    cdef long cp, lo
+    cdef char *b = out + o[0]
+    if j + 1 >= end:
+        return BAD_ESCAPE
+    c = s[j + 1]
+    j += 2
+    if c == 34 or c == 92 or c == 47:
+        b[0] = <char>c
+    elif c == 98:
+        b[0] = 8
+    elif c == 102:
+        b[0] = 12
+    elif c == 110:
+        b[0] = 10
+    elif c == 114:
+        b[0] = 13
+    elif c == 116:
+        b[0] = 9
+    elif c == 117:
+        if j + 4 > end:
+            return SHORT_U
+        cp = _hex4(s + j)
+        if cp < 0:
+            return BAD_U
+        j += 4
+        if 0xD800 <= cp <= 0xDBFF:
+            if j + 6 > end or s[j] != 92 or s[j + 1] != 117:
+                return LONE_SURROGATE
+            lo = _hex4(s + j + 2)
+            if not (0xDC00 <= lo <= 0xDFFF):
+                return LONE_SURROGATE
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00)
+            j += 6
+        elif 0xDC00 <= cp <= 0xDFFF:
+            return LONE_SURROGATE
+        if cp < 0x80:
+            b[0] = <char>cp
+        elif cp < 0x800:
+            b[0] = <char>(0xC0 | (cp >> 6))
+            b[1] = <char>(0x80 | (cp & 0x3F))
+            o[0] += 1
+        elif cp < 0x10000:
+            b[0] = <char>(0xE0 | (cp >> 12))
+            b[1] = <char>(0x80 | ((cp >> 6) & 0x3F))
+            b[2] = <char>(0x80 | (cp & 0x3F))
+            o[0] += 2
+        else:
+            b[0] = <char>(0xF0 | (cp >> 18))
+            b[1] = <char>(0x80 | ((cp >> 12) & 0x3F))
+            b[2] = <char>(0x80 | ((cp >> 6) & 0x3F))
+            b[3] = <char>(0x80 | (cp & 0x3F))
+            o[0] += 3
+    else:
+        return BAD_ESCAPE
+    o[0] += 1
+    return j
+
+
+cdef Py_ssize_t _utf8_string(
+    const unsigned char *s, Py_ssize_t j, Py_ssize_t n, char *out, Py_ssize_t *size
+) noexcept nogil:
+    """From just after a string's opening quote: its text as UTF-8 with the escapes undone,
+    written to `out` (room for n - j + 8 bytes: the output is never longer than the input
+    read, and plain runs are copied eight bytes at a time), and `size`. Returns the index
+    just past the closing quote, or -1 for anything but a well-formed string (a control
+    character, a bad escape, a lone surrogate, bytes that are not UTF-8, no end): the
+    caller then finds out which, in steps."""
+    cdef Py_ssize_t o = 0
+    cdef unsigned char c
+    cdef int k
+    while True:
+        j = _copy_run(s, j, n, out, &o, True)
+        if j >= n:
+            return -1
+        c = s[j]
+        if c == 34:
+            size[0] = o
+            return j + 1
+        if c == 92:
+            j = _escape(s, j, n, out, &o)
+            if j < 0:
+                return -1
+        elif c < 32:
+            return -1
+        else:  # a non-ASCII byte: one well-formed character, copied
+            k = _utf8_char(s + j, n - j)
+            if k == 0:
+                return -1
+            memcpy(out + o, s + j, k)
+            j += k
+            o += k
 
 
 cdef bint _valid_utf8(const unsigned char *s, Py_ssize_t n) noexcept nogil:
@@ -605,7 +754,20 @@ cdef class _Parser:
 
     cdef object utf8(self):
         """The string at self.i as its UTF-8 bytes (escapes undone, the text checked as
-        `string` checks it): no str is made, no character decoded."""
+        `string` checks it): no str is made, no character decoded. One pass
+        (`_utf8_string`); a string it does not take goes through `utf8_checked`, which
+        raises the error."""
+        cdef Py_ssize_t size = 0, j
+        self.reserve(self.n - self.i + 8)
+        j = _utf8_string(self.s, self.i + 1, self.n, self.buf, &size)
+        if j >= 0:
+            self.i = j
+            return PyBytes_FromStringAndSize(self.buf, size)
+        return self.utf8_checked()
+
+    cdef object utf8_checked(self):
+        """`utf8` in steps (find the end, undo the escapes, check the UTF-8), each raising
+        its own error."""
         cdef bint escaped, high
         cdef Py_ssize_t end = self.scan_string(&escaped, &high)
         cdef Py_ssize_t start = self.i + 1
@@ -676,99 +838,23 @@ cdef class _Parser:
         """The string's text between start and end with its escapes undone, as UTF-8 in
         self.buf (`size` bytes of it)."""
         cdef Py_ssize_t j = start, o = 0
-        cdef unsigned char c
-        cdef unsigned int cp, lo
         self.reserve(end - start + 8)
         cdef char *b = self.buf
         cdef const unsigned char *s = self.s
-        cdef uint64_t w, bslash
         while j < end:
-            # The plain run up to the next backslash, eight bytes at a time (each word is
-            # copied whole: the output is never longer than the input read so far, and the
-            # buffer has 8 bytes to spare).
-            while j + 8 <= end:
-                memcpy(&w, s + j, 8)
-                memcpy(b + o, &w, 8)
-                bslash = _has_zero(w ^ 0x5C5C5C5C5C5C5C5CULL) & 0x8080808080808080ULL
-                if bslash:
-                    c = __builtin_ctzll(bslash) >> 3
-                    j += c
-                    o += c
-                    break
-                j += 8
-                o += 8
-            else:
-                while j < end and s[j] != 92:
-                    b[o] = <char>s[j]
-                    o += 1
-                    j += 1
+            j = _copy_run(s, j, end, b, &o, False)  # (the buffer has 8 bytes to spare)
             if j >= end:
                 break
-            j += 1  # past the backslash
-            c = self.s[j]
-            j += 1
-            if c == 34 or c == 92 or c == 47:
-                b[o] = <char>c
-            elif c == 98:
-                b[o] = 8
-            elif c == 102:
-                b[o] = 12
-            elif c == 110:
-                b[o] = 10
-            elif c == 114:
-                b[o] = 13
-            elif c == 116:
-                b[o] = 9
-            elif c == 117:
-                cp = self.hex4(j, end)
-                j += 4
-                if 0xD800 <= cp <= 0xDBFF:
-                    if j + 6 <= end and self.s[j] == 92 and self.s[j + 1] == 117:
-                        lo = self.hex4(j + 2, end)
-                        if 0xDC00 <= lo <= 0xDFFF:
-                            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00)
-                            j += 6
-                        else:
-                            raise Unsupported("lone surrogate")
-                    else:
-                        raise Unsupported("lone surrogate")
-                elif 0xDC00 <= cp <= 0xDFFF:
-                    raise Unsupported("lone surrogate")
-                # \uXXXX is 6 bytes of input, its UTF-8 at most 4: the buffer is big enough.
-                if cp < 0x80:
-                    b[o] = <char>cp
-                elif cp < 0x800:
-                    b[o] = <char>(0xC0 | (cp >> 6))
-                    o += 1
-                    b[o] = <char>(0x80 | (cp & 0x3F))
-                elif cp < 0x10000:
-                    b[o] = <char>(0xE0 | (cp >> 12))
-                    o += 1
-                    b[o] = <char>(0x80 | ((cp >> 6) & 0x3F))
-                    o += 1
-                    b[o] = <char>(0x80 | (cp & 0x3F))
-                else:
-                    b[o] = <char>(0xF0 | (cp >> 18))
-                    o += 1
-                    b[o] = <char>(0x80 | ((cp >> 12) & 0x3F))
-                    o += 1
-                    b[o] = <char>(0x80 | ((cp >> 6) & 0x3F))
-                    o += 1
-                    b[o] = <char>(0x80 | (cp & 0x3F))
-            else:
-                raise Unsupported("bad escape")
-            o += 1
+            j = _escape(s, j, end, b, &o)
+            if j < 0:
+                raise Unsupported(
+                    "lone surrogate" if j == LONE_SURROGATE
+                    else "short \\u escape" if j == SHORT_U
+                    else "bad \\u escape" if j == BAD_U
+                    else "bad escape"
+                )
         size[0] = o
         return 0
-
-    cdef long hex4(self, Py_ssize_t j, Py_ssize_t end) except -1:
-        """The value of the \\u escape's four hex digits at j (the string ends at end)."""
-        if j + 4 > end:
-            raise Unsupported("short \\u escape")
-        cdef long v = _hex4(self.s + j)
-        if v < 0:
-            raise Unsupported("bad \\u escape")
-        return v
 
     cdef object number(self):
         cdef bint is_int

@@ -198,6 +198,54 @@ def test_decimals_at_the_edges_of_the_fast_path(text: str) -> None:
     assert got.hex() == float(text).hex() and str(got) == str(float(text))
 
 
+@settings(max_examples=1500, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                b"a",
+                b"\\",
+                b"u",
+                b"0",
+                b"d",
+                b"8",
+                b"D",
+                b"c",
+                b"F",
+                b'\\"',
+                b"\\n",
+                b"\\u00e9",
+                b"\\ud83d",
+                b"\\ude00",
+                b"\xc3\xa9",
+                b"\xc3",
+                b"\xa9",
+                b"\xed\xa0\x80",
+                b"\xf0\x9f\x98\x80",
+                b"\x01",
+                b"\x7f",
+                b"\xff",
+                b"z" * 9,
+                b'"',
+            ]
+        ),
+        max_size=12,
+    )
+)
+def test_bytes_spec_agrees_with_the_str_path(parts: list[bytes]) -> None:
+    """A string read as bytes (one pass: `_utf8_string`) is the UTF-8 of the string read
+    as str, and is refused where that is refused, with the same kind of error (escapes,
+    surrogates, controls, bytes that are not UTF-8, a quote that ends it early)."""
+    text = b'["' + b"".join(parts) + b'"]'
+    try:
+        expected: Any = [_native.decode_pruned(text, None)[0].encode("utf-8")]
+    except ValueError as exc:
+        with pytest.raises(type(exc)):
+            _native.decode_pruned(text, [bytes])
+        return
+    assert _native.decode_pruned(text, [bytes]) == expected
+
+
 @pytest.mark.parametrize(
     "text",
     [b'"\xff"', b'["ok", "\xc3"]', b'{"b": "\\u0041\xed\xa0\x80"}', b'"\xc0\xaf"'],
