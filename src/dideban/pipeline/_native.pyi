@@ -1,5 +1,6 @@
 """Types of the compiled module (`_native.pyx`)."""
 
+import datetime
 from typing import Any, Generic, Literal, TypeVar
 
 from dideban.model.verdict import Observation
@@ -10,6 +11,7 @@ class Unsupported(ValueError): ...
 
 def decode_pruned(data: bytes | bytearray | memoryview, spec: object) -> Any: ...
 def decode_raw(text: bytes) -> Any: ...
+def ooni_time(text: str) -> datetime.datetime | None: ...
 
 RAW: object
 

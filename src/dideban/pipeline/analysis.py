@@ -26,7 +26,7 @@ from typing import Any, TypeGuard
 from urllib.parse import urlsplit
 
 from dideban.model.verdict import Observation, Verdict
-from dideban.pipeline._native import SlotMaker
+from dideban.pipeline._native import SlotMaker, ooni_time
 from dideban.pipeline.fingerprints import FingerprintDB
 from dideban.pipeline.observations import Extracted, HttpExchange, extract
 from dideban.pipeline.readers import RawMeasurement
@@ -151,6 +151,9 @@ def _parse_time(text: str) -> dt.datetime:
     """OONI writes "YYYY-mm-dd HH:MM:SS" (UTC); some tools add "T"/"Z" or an offset. EPOCH
     for a time that is not one, or that is out of range once in UTC. (Not remembered: start
     times hardly repeat, and a cache miss costs more than the parse.)"""
+    when = ooni_time(text)  # OONI's own format, in C; None for any other text
+    if when is not None:
+        return when
     try:
         when = dt.datetime.fromisoformat(text.removesuffix("Z"))
         if when.tzinfo is not None:

@@ -6,6 +6,7 @@ straightforward code it replaced."""
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import ipaddress
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 
 from dideban.model.verdict import Observation, Verdict
 from dideban.pipeline import analysis
+from dideban.pipeline._native import ooni_time
 from dideban.pipeline.analysis import (
     _COMMON_HEADERS,
     _addresses,
@@ -284,3 +286,61 @@ def test_layer_scores_unchanged() -> None:
     assert analysis.BLOCKED_90 == analysis.blocked(0.9) == (0.9, 0.1, 0.0)
     assert analysis.blocked(0.6) == analysis.BLOCKED_60
     assert layer_scores("dns", "dns_nxdomain_error", None) == analysis.BLOCKED_50
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    st.integers(0, 10000),
+    st.integers(0, 13),
+    st.integers(0, 32),
+    st.integers(0, 25),
+    st.integers(0, 61),
+    st.integers(0, 61),
+    st.sampled_from([" ", "T", "_"]),
+)
+def test_ooni_times_parse_as_fromisoformat(
+    y: int, mo: int, d: int, h: int, mi: int, s: int, sep: str
+) -> None:
+    """OONI's own format is parsed in C (`_native.ooni_time`), which takes only texts that
+    name a moment, as fromisoformat does (leap years, month lengths, no hour 24); the rest
+    goes to the full parse. Either way the result is fromisoformat's, else the epoch."""
+    text = f"{y:04d}-{mo:02d}-{d:02d}{sep}{h:02d}:{mi:02d}:{s:02d}"
+    try:
+        expected = dt.datetime.fromisoformat(text)
+    except ValueError:
+        expected = analysis.EPOCH
+    assert _parse_time(text) == expected
+    fast = ooni_time(text)
+    assert fast is None or (sep == " " and fast == expected and fast.tzinfo is None)
+    if sep == " " and expected != analysis.EPOCH:
+        assert fast == expected  # OONI's format, a real moment: taken by the fast path
+
+
+@pytest.mark.parametrize(
+    "text", ["2024-01-02 03:04:0٥", "２024-01-02 03:04:05", "2024-01-02 03:04:05 "]
+)
+def test_ooni_time_leaves_other_texts_to_the_full_parse(text: str) -> None:
+    assert ooni_time(text) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "taken"),
+    [
+        ("2024-02-29 00:00:00", True),
+        ("2000-02-29 12:00:00", True),
+        ("0001-01-01 00:00:00", True),
+        ("9999-12-31 23:59:59", True),
+        ("2023-02-29 00:00:00", False),
+        ("1900-02-29 00:00:00", False),
+        ("2024-04-31 00:00:00", False),
+        ("2024-01-01 24:00:00", False),
+        ("0000-01-01 00:00:00", False),
+    ],
+)
+def test_ooni_time_at_the_edges_of_the_calendar(text: str, taken: bool) -> None:
+    fast = ooni_time(text)
+    assert (fast is not None) == taken
+    if taken:
+        assert fast == dt.datetime.fromisoformat(text) == _parse_time(text)
+    else:
+        assert _parse_time(text) == analysis.EPOCH
