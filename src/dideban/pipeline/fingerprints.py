@@ -360,8 +360,8 @@ def _literal_prefix(pattern: str) -> str:
 def _needed_literals(pattern: str) -> list[str]:
     """Texts every match of `pattern` holds: its literal prefix (`_literal_prefix`, of any
     length), then each other run of 4 or more literal characters of its top-level sequence
-    (shorter ones are not worth a search). None for a pattern that ignores case or is
-    verbose."""
+    (shorter ones are not worth a search). Empty for a pattern that ignores case or is
+    verbose, or that does not compile."""
     prefix = _literal_prefix(pattern)
     try:
         parsed = _re_parser.parse(pattern)
