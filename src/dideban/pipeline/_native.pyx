@@ -608,9 +608,10 @@ cdef class _Each:
         self.node = node
 
 
-# The compiled forms of the `bytes` and `tuple` specs (see `decode_pruned`).
+# The compiled forms of the `bytes`, `tuple` and `RAW` specs (see `decode_pruned`).
 cdef object _UTF8 = object()
 cdef object _TUPLE = object()
+cdef object _TEXT = object()
 
 
 @cython.final
@@ -635,7 +636,7 @@ cdef object _compile(object spec):
     if spec is tuple:
         return _TUPLE
     if spec is RAW:
-        return RAW
+        return _TEXT
     if isinstance(spec, dict):
         return _Node(list(spec.items()), False)
     if isinstance(spec, tuple):
@@ -647,7 +648,7 @@ cdef object _compile(object spec):
 
 # Compiled specs by the identity of the spec object (kept alive with it, so the id is not
 # reused while it is here); a few are expected (fields.PRUNE_SPEC), so the cache is small.
-_compiled = {}
+cdef dict _compiled = {}
 
 
 cdef object _compiled_spec(object spec):
@@ -900,7 +901,7 @@ cdef class _Parser:
         """The value at self.i (after whitespace), pruned by `spec`."""
         cdef int c = self.peek()
         cdef Py_ssize_t start
-        if spec is RAW:
+        if spec is _TEXT:
             start = self.i
             self.skip(depth)
             return PyBytes_FromStringAndSize(<const char *>self.s + start, self.i - start)
@@ -1261,6 +1262,10 @@ TLS_HANDSHAKE = ("transaction_id", "address", "server_name", "failure", "t0", "t
 REQUEST = ("transaction_id", "request", "response", "failure", "t0", "t")
 REQUEST_REQUEST = ("url",)
 REQUEST_RESPONSE = ("body", "headers_list", "headers", "code")
+# (The same tuples as C globals: the extraction reads them per record without a lookup.)
+cdef tuple _QUERY = QUERY, _ANSWER = ANSWER, _TCP_CONNECT = TCP_CONNECT
+cdef tuple _TCP_STATUS = TCP_STATUS, _TLS_HANDSHAKE = TLS_HANDSHAKE, _REQUEST = REQUEST
+cdef tuple _REQUEST_REQUEST = REQUEST_REQUEST, _REQUEST_RESPONSE = REQUEST_RESPONSE
 
 cdef enum:
     Q_TID, Q_HOSTNAME, Q_ENGINE, Q_FAILURE, Q_T0, Q_T, Q_ANSWERS
@@ -1364,7 +1369,7 @@ def extract(dict test_keys, str uid, str probe_cc, fpdb):
         match_dns = fpdb.match_dns
         dns_exact = fpdb.dns_exact
         for q in <list>queries:
-            rec = _record(q, QUERY)
+            rec = _record(q, _QUERY)
             if rec is None:
                 continue
             tid = _i(rec[Q_TID])
@@ -1377,7 +1382,7 @@ def extract(dict test_keys, str uid, str probe_cc, fpdb):
             any_answer = False
             if type(answers) is list:
                 for answer in <list>answers:
-                    a = _record(answer, ANSWER)
+                    a = _record(answer, _ANSWER)
                     if a is None:
                         continue
                     any_answer = True
@@ -1407,10 +1412,10 @@ def extract(dict test_keys, str uid, str probe_cc, fpdb):
     connects = _get(test_keys, "tcp_connect")
     if type(connects) is list:
         for c in <list>connects:
-            rec = _record(c, TCP_CONNECT)
+            rec = _record(c, _TCP_CONNECT)
             if rec is None:
                 continue
-            status = _record(rec[C_STATUS], TCP_STATUS)
+            status = _record(rec[C_STATUS], _TCP_STATUS)
             failure = _s(status[S_FAILURE]) if status is not None else None
             o = _OBSERVATION.make((
                 uid, len(obs), "tcp", _i(rec[C_TID]), None, _s(rec[C_IP]), _i(rec[C_PORT]),
@@ -1422,7 +1427,7 @@ def extract(dict test_keys, str uid, str probe_cc, fpdb):
     handshakes = _get(test_keys, "tls_handshakes")
     if type(handshakes) is list:
         for h in <list>handshakes:
-            rec = _record(h, TLS_HANDSHAKE)
+            rec = _record(h, _TLS_HANDSHAKE)
             if rec is None:
                 continue
             ip, port = _split_address(rec[H_ADDRESS])
@@ -1440,11 +1445,11 @@ def extract(dict test_keys, str uid, str probe_cc, fpdb):
         header_names = fpdb.header_names
         header_memo = fpdb.header_memo
         for r in <list>requests:
-            rec = _record(r, REQUEST)
+            rec = _record(r, _REQUEST)
             if rec is None:
                 continue
-            req = _record(rec[R_REQUEST], REQUEST_REQUEST)
-            resp = _record(rec[R_RESPONSE], REQUEST_RESPONSE)
+            req = _record(rec[R_REQUEST], _REQUEST_REQUEST)
+            resp = _record(rec[R_RESPONSE], _REQUEST_RESPONSE)
             if resp is None:
                 resp = _NO_RESPONSE
             # The body: UTF-8 bytes from the pruned decode, text from a whole document.
