@@ -341,44 +341,41 @@ def _hit_order(hit: tuple[int, int, int]) -> tuple[int, int]:
     return hit[2], hit[1]
 
 
-def _literal_prefix(pattern: str) -> str:
-    """The literal text every match of `pattern` starts with ("" if none can be known)."""
-    try:
-        parsed = _re_parser.parse(pattern)
-    except re.error:
-        return ""
-    if parsed.state.flags & (re.IGNORECASE | re.VERBOSE):
-        return ""
-    out: list[str] = []
-    for op, arg in parsed:
-        if op is not _re_constants.LITERAL:
-            break
-        out.append(chr(arg))
-    return "".join(out)
-
-
-def _needed_literals(pattern: str) -> list[str]:
-    """Texts every match of `pattern` holds: its literal prefix (`_literal_prefix`, of any
-    length), then each other run of 4 or more literal characters of its top-level sequence
-    (shorter ones are not worth a search). Empty for a pattern that ignores case or is
-    verbose, or that does not compile."""
-    prefix = _literal_prefix(pattern)
+def _literal_runs(pattern: str) -> list[tuple[int, str]]:
+    """The runs of literal characters in the top-level sequence of `pattern` (every match
+    holds each of them), with the position in that sequence where each starts; none for a
+    pattern that ignores case or is verbose, or that does not compile."""
     try:
         parsed = _re_parser.parse(pattern)
     except re.error:
         return []
     if parsed.state.flags & (re.IGNORECASE | re.VERBOSE):
         return []
-    runs = [prefix] if prefix else []
+    runs: list[tuple[int, str]] = []
     run: list[str] = []
-    for op, arg in [*list(parsed)[len(prefix) :], (None, None)]:
+    for k, (op, arg) in enumerate([*parsed, (None, None)]):
         if op is _re_constants.LITERAL:
             run.append(chr(arg))
         else:
-            if len(run) >= 4:
-                runs.append("".join(run))
+            if run:
+                runs.append((k - len(run), "".join(run)))
             run = []
-    return list(dict.fromkeys(runs))
+    return runs
+
+
+def _literal_prefix(pattern: str) -> str:
+    """The literal text every match of `pattern` starts with ("" if none can be known)."""
+    runs = _literal_runs(pattern)
+    return runs[0][1] if runs and runs[0][0] == 0 else ""
+
+
+def _needed_literals(pattern: str) -> list[str]:
+    """Texts every match of `pattern` holds: its literal prefix (of any length), then each
+    other run of 4 or more literal characters of its top-level sequence (shorter ones are not
+    worth a search)."""
+    return list(
+        dict.fromkeys(text for at, text in _literal_runs(pattern) if at == 0 or len(text) >= 4)
+    )
 
 
 _DEFAULT: FingerprintDB | None = None
