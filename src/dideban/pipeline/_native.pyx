@@ -705,6 +705,13 @@ cdef class _Parser:
             raise Unsupported("unexpected end of text")
         return self.s[self.i]
 
+    cdef inline int colon(self) except -1:
+        """Past the colon after a key: where compact JSON has it, without a call."""
+        if self.i < self.n and self.s[self.i] == 58:
+            self.i += 1
+            return 0
+        return self.expect(58)
+
     cdef int expect(self, unsigned char c) except -1:
         if self.peek() != c:
             raise Unsupported(f"expected {chr(c)!r} at byte {self.i}")
@@ -962,10 +969,7 @@ cdef class _Parser:
                 raise Unsupported("expected a key")
             if node is None:
                 key = self.string()
-                if self.i < self.n and self.s[self.i] == 58:  # (compact JSON: right there)
-                    self.i += 1
-                else:
-                    self.expect(58)
+                self.colon()
                 PyDict_SetItem(out, key, self.value(None, depth))
             else:
                 end = self.scan_string(&escaped, &high)
@@ -981,10 +985,7 @@ cdef class _Parser:
                                              "strict")
                     k = node.find(self.s + start, end - start)
                     self.i = end + 1
-                if self.i < self.n and self.s[self.i] == 58:  # (compact JSON: right there)
-                    self.i += 1
-                else:
-                    self.expect(58)
+                self.colon()
                 if k < 0:
                     self.skip(depth)
                 elif node.record:
