@@ -1106,14 +1106,15 @@ def decode_pruned(data, spec):
             _busy = False
 
 
-def decode_raw(bytes text):
-    """A value kept by the RAW spec, decoded as the whole document is decoded
-    (`readers.RawMeasurement.doc`): by orjson, else by the standard parser, which takes every
-    text the RAW spec lets through (1e999, lone surrogates)."""
+def decode_raw(text):
+    """JSON text (bytes-like) decoded whole, as a whole measurement is
+    (`readers.RawMeasurement.doc`) and a value kept by the RAW spec is: by orjson, else by the
+    standard parser, which is lenient where orjson is strict and takes every text the RAW spec
+    lets through (1e999, lone surrogates, integers beyond 64 bits)."""
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
-        return json.loads(text)
+        return json.loads(bytes(text))
 
 
 # -- observations -----------------------------------------------------------------------------

@@ -104,8 +104,7 @@ def analyze_cmd(
         a = analyze(item, db)
         if a.error is not None:
             errors += 1
-            where = item.path if item.line is None else f"{item.path}:{item.line}"
-            typer.echo(f"analysis failed: {where}: {a.error}", err=True)
+            typer.echo(f"analysis failed: {ReadError(item.path, item.line, a.error)}", err=True)
         v = a.verdict
         if fmt is Format.jsonl:
             out.write(json.dumps(_row(v), ensure_ascii=False) + "\n")

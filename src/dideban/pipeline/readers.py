@@ -64,10 +64,7 @@ class RawMeasurement:
     def doc(self) -> dict[str, Any]:
         if self._doc is None:
             assert self._text is not None
-            try:
-                whole = orjson.loads(self._text)
-            except orjson.JSONDecodeError:  # e.g. an integer beyond 64 bits
-                whole = json.loads(bytes(self._text))
+            whole = _native.decode_raw(self._text)  # orjson, else json
             self._doc = self.view = whole
             self._text = None
         return self._doc
