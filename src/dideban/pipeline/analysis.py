@@ -46,6 +46,8 @@ def blocked(weight: float) -> Triple:
 
 
 _BLOCKED_WEIGHT = {"dns": 0.9, "tcp": 0.75, "http": 0.7}
+# The scores of each weight `layer_scores` gives.
+_BLOCKED_AT = {w: blocked(w) for w in (*_BLOCKED_WEIGHT.values(), 0.8, 0.5)}
 
 
 def layer_scores(layer: str, probe_failure: str | None, control_ok: bool | None) -> Triple:
@@ -64,7 +66,7 @@ def layer_scores(layer: str, probe_failure: str | None, control_ok: bool | None)
         weight = 0.8 if probe_failure == "connection_reset" else 0.7
     if control_ok is None:
         weight = 0.5
-    return blocked(weight)
+    return _BLOCKED_AT[weight]  # (`round` in `blocked` formats the float: made once here)
 
 
 @dataclass(slots=True)
@@ -600,32 +602,47 @@ def _input(doc: dict[str, Any]) -> str | None:
 
 def _analysis_failed(raw: RawMeasurement, error: str) -> Analysis:
     doc = raw.view
-    inp_s = _input(doc)
-    v = _new_verdict(
-        *_envelope(raw, doc, inp_s, _test_name(doc), _probe_cc(doc)),
-        None, False, False, True, None, *([0.0] * 12), [], [ANALYSIS_FAILED.id],
-        None, None, False, raw.path, raw.line, RULES_VERSION,
+    v = _verdict(
+        raw, doc, _input(doc), _test_name(doc), _probe_cc(doc), False, False, True, None,
+        NOT_REACHED, NOT_REACHED, NOT_REACHED, NOT_REACHED, [], [ANALYSIS_FAILED.id],
+        None, None, False,
     )  # fmt: skip
     return _new_analysis(v, [], {"analysis_failed"}, error)
 
 
-def _envelope(
-    raw: RawMeasurement, doc: dict[str, Any], inp_s: str | None, test_name: str, cc: str
-) -> tuple[Any, ...]:
-    """The verdict's first fields: uid, report_id, input, domain, probe_cc, probe_asn,
-    test_name, measurement_start_time."""
+def _verdict(
+    raw: RawMeasurement,
+    doc: dict[str, Any],
+    inp_s: str | None,
+    test_name: str,
+    cc: str,
+    anomaly: bool,
+    confirmed: bool,
+    failure: bool,
+    blocking_type: str | None,
+    s_dns: Triple,
+    s_tcp: Triple,
+    s_tls: Triple,
+    s_http: Triple,
+    fp_names: list[str],
+    rules: list[str],
+    probe_blocking: str | None,
+    probe_accessible: bool | None,
+    disagrees: bool,
+) -> Verdict:
+    """The verdict, its fields in `_VERDICT_FIELDS`'s order; the envelope's (uid, report_id,
+    input, domain, probe_cc, probe_asn, test_name, measurement_start_time) from `raw`, `doc`
+    and the values the caller has already read. One call with each value (no tuples joined
+    and unpacked on the way)."""
     domain = _host_scheme(inp_s)[0] if inp_s and "://" in inp_s else inp_s
     asn = doc.get("probe_asn")
-    return (
-        raw.uid,
-        str(doc.get("report_id") or ""),
-        inp_s,
-        domain,
-        cc,
-        str(asn) if asn is not None else "AS0",
-        test_name,
-        _time(doc),
-    )
+    return _new_verdict(
+        raw.uid, str(doc.get("report_id") or ""), inp_s, domain, cc,
+        str(asn) if asn is not None else "AS0", test_name, _time(doc), None, anomaly,
+        confirmed, failure, blocking_type, s_dns[0], s_dns[1], s_dns[2], s_tcp[0], s_tcp[1],
+        s_tcp[2], s_tls[0], s_tls[1], s_tls[2], s_http[0], s_http[1], s_http[2], fp_names,
+        rules, probe_blocking, probe_accessible, disagrees, raw.path, raw.line, RULES_VERSION,
+    )  # fmt: skip
 
 
 def _analyze(raw: RawMeasurement, fpdb: FingerprintDB) -> Analysis:
@@ -682,24 +699,9 @@ def _analyze(raw: RawMeasurement, fpdb: FingerprintDB) -> Analysis:
         disagrees = probe_anomaly != anomaly or (
             anomaly and probe_anomaly and probe_blocking != out.blocking_type
         )
-    v = _new_verdict(
-        *_envelope(raw, doc, inp_s, test_name, cc),
-        None,
-        anomaly,
-        confirmed and anomaly,
-        out.failure,
-        out.blocking_type if anomaly else None,
-        *s_dns,
-        *s_tcp,
-        *s_tls,
-        *s_http,
-        fp_names,
-        [rule.id],
-        probe_blocking,
-        probe_accessible,
-        disagrees,
-        raw.path,
-        raw.line,
-        RULES_VERSION,
-    )
+    v = _verdict(
+        raw, doc, inp_s, test_name, cc, anomaly, confirmed and anomaly, out.failure,
+        out.blocking_type if anomaly else None, s_dns, s_tcp, s_tls, s_http, fp_names,
+        [rule.id], probe_blocking, probe_accessible, disagrees,
+    )  # fmt: skip
     return _new_analysis(v, ex.observations, facts, None)
