@@ -10,7 +10,8 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "dideban"
 
 # Modules compiled at install time (setup.py) are built in the source tree by
-# `pip install -e .`, beside their source (`x.pyx` or `x.py` -> `x.cpython-*.so`). Such a build
+# `pip install -e .`, beside their source (`x.pyx` or `x.py`, with its declarations in `x.pxd`
+# if any -> `x.cpython-*.so`). Such a build
 # shadows the source: once the source is edited, tests would run the old build without a word.
 
 
@@ -27,7 +28,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     stale = []
     for built in SRC.rglob("*.so"):
         stem = built.name.split(".")[0]
-        for source in (built.with_name(stem + ".pyx"), built.with_name(stem + ".py")):
+        for suffix in (".pyx", ".py", ".pxd"):
+            source = built.with_name(stem + suffix)
             if source.exists() and built.stat().st_mtime < source.stat().st_mtime:
                 stale.append(f"{built.name} is older than {source.relative_to(SRC)}")
     if stale:
