@@ -26,7 +26,8 @@ from typing import Any, TypeGuard
 from urllib.parse import urlsplit
 
 from dideban.model.verdict import Observation, Verdict
-from dideban.pipeline._native import SlotMaker, ooni_time
+from dideban.pipeline._native import SlotMaker, decode_raw, ooni_time
+from dideban.pipeline.fields import CONTROL_SECTIONS
 from dideban.pipeline.fingerprints import FingerprintDB
 from dideban.pipeline.observations import Extracted, HttpExchange, extract
 from dideban.pipeline.readers import RawMeasurement
@@ -142,6 +143,10 @@ _LAB_OK = ipaddress.ip_network("198.18.0.0/15")
 
 
 def _d(v: Any) -> dict[str, Any]:
+    """`v` if it is an object, else an empty dict. A value the pruned decode kept as its JSON
+    text (`fields.RAW`; JSON itself has no bytes) is decoded first, as the whole document's."""
+    if v.__class__ is bytes:
+        v = decode_raw(v)
     return v if isinstance(v, dict) else {}
 
 
@@ -261,8 +266,10 @@ def _web_connectivity(tk: dict[str, Any], ex: Extracted, url: str | None) -> _Fa
     https = scheme == "https"
     # The control's DNS and HTTP results; its TCP and TLS ones are read only where a step
     # failed (or addresses need vouching for).
+    # A control with none of the sections read here (`fields.CONTROL_SECTIONS`) counts as
+    # none: the pruned view keeps only those.
     control = tk.get("control")
-    if isinstance(control, dict) and control:
+    if isinstance(control, dict) and not control.keys().isdisjoint(CONTROL_SECTIONS):
         c_dns = control.get("dns")
         c_dns = c_dns if isinstance(c_dns, dict) else _NO_DICT
         c_http = control.get("http_request")
@@ -271,7 +278,7 @@ def _web_connectivity(tk: dict[str, Any], ex: Extracted, url: str | None) -> _Fa
         control = c_dns = c_http = _NO_DICT
     c_code = c_http.get("status_code")
     c_http_ok = bool(c_http) and c_http.get("failure") is None and _is_number(c_code) and c_code > 0
-    control_usable = tk.get("control_failure") is None and bool(control)
+    control_usable = tk.get("control_failure") is None and control is not _NO_DICT
 
     fp_http = fp_dns = False
     for m in ex.matches:

@@ -24,7 +24,7 @@ RAW = _native.RAW
 
 # Keys of test_keys that the verdict logic reads whole (small values).
 TEST_KEYS_READ = (
-    "control", "control_failure", "dns_experiment_failure", "http_experiment_failure",
+    "control_failure", "dns_experiment_failure", "http_experiment_failure",
     "blocking", "accessible", "targets", "failure", "success", "tor_progress", "tampering",
     "bootstrap_failure", "lookups", "signal_backend_failure",
 )  # fmt: skip
@@ -34,6 +34,23 @@ ENVELOPE_READ = (
     "measurement_uid", "report_id", "input", "probe_cc", "probe_asn", "test_name",
     "test_version", "measurement_start_time",
 )  # fmt: skip
+
+
+# What the verdict logic reads of web_connectivity's control (the test helper's answer): its
+# DNS and HTTP results on every measurement; the sections it reads only where a step failed
+# (or addresses need vouching for), and the control's response headers, kept as their text.
+# A control with none of these sections counts as none (`analysis._web_connectivity`).
+CONTROL_SPEC: dict[str, Any] = {
+    "dns": WHOLE,
+    "http_request": {
+        "status_code": WHOLE, "failure": WHOLE, "body_length": WHOLE, "title": WHOLE,
+        "headers": RAW,
+    },
+    "tcp_connect": RAW,
+    "tls_handshake": RAW,
+    "ip_info": RAW,
+}  # fmt: skip
+CONTROL_SECTIONS = frozenset(CONTROL_SPEC)
 
 
 def record(keys: tuple[str, ...], **nested: Any) -> tuple[tuple[str, Any], ...]:
@@ -61,6 +78,7 @@ PRUNE_SPEC: dict[str, Any] = {
                 ),
             )
         ],
+        "control": CONTROL_SPEC,
         **dict.fromkeys(TEST_KEYS_READ),
     },
 }

@@ -168,7 +168,11 @@ def test_decode_pruned_leaves_the_lenient_cases_to_the_reference(text: bytes) ->
         _native.decode_pruned(text, {"a": bytes, "body": bytes})
     # ... and reading goes on: the standard parser takes such a line (here the value is one the
     # analysis reads; in a skipped value a lone surrogate is let through, as json lets it).
-    line = b'{"test_name": "x", "measurement_uid": "u", "test_keys": {"control": ' + text + b"}}"
+    line = (
+        b'{"test_name": "x", "measurement_uid": "u", "test_keys": {"control": {"dns": '
+        + text
+        + b"}}}"
+    )
     (item,) = iter_lines(line, "f")
     assert isinstance(item, RawMeasurement) and item.view is item.doc
 
@@ -393,6 +397,91 @@ def test_records_of_any_shape_are_extracted_alike_pruned_or_whole(
     assert isinstance(pruned, RawMeasurement) and pruned._text is not None
     whole = RawMeasurement(orjson.loads(text), pruned.uid, False, "f", 1)
     assert _analysis_dump(pruned) == _analysis_dump(whole)
+
+
+_CONTROL_DOCS = [
+    item.doc
+    for item in read_paths([SAMPLES, LAB])
+    if isinstance(item, RawMeasurement)
+    and item.doc.get("test_name") == "web_connectivity"
+    and isinstance((item.doc.get("test_keys") or {}).get("control"), dict)
+    and item.doc["test_keys"]["control"]
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(range(len(_CONTROL_DOCS))), st.data())
+def test_controls_of_any_shape_are_analysed_alike_pruned_or_whole(
+    k: int, data: st.DataObject
+) -> None:
+    """The pruned view keeps of the control only fields.CONTROL_SPEC (the sections read only
+    where a step failed as their JSON text). Any value anywhere in the control, sections
+    added or taken away, gives the same analysis as the whole document."""
+    doc = json.loads(json.dumps(_CONTROL_DOCS[k]))
+    doc["measurement_uid"] = "u"
+    tk = doc["test_keys"]
+    for _ in range(data.draw(st.integers(1, 4))):
+        control = tk["control"]
+        if not isinstance(control, dict) or data.draw(st.booleans()):
+            path = data.draw(st.sampled_from(paths(control)))
+            new = data.draw(json_values)
+            if not path:
+                tk["control"] = new
+                continue
+            parent = control
+            for step in path[:-1]:
+                parent = parent[step]
+            parent[path[-1]] = new
+        elif control and data.draw(st.booleans()):
+            del control[data.draw(st.sampled_from(sorted(control)))]
+        else:
+            control[data.draw(st.sampled_from(["dns", "http_request", "tcp_connect", "x"]))] = (
+                data.draw(json_values)
+            )
+    text = orjson.dumps(doc)
+    (pruned,) = iter_lines(text, "f")
+    assert isinstance(pruned, RawMeasurement) and pruned._text is not None
+    whole = RawMeasurement(orjson.loads(text), pruned.uid, False, "f", 1)
+    assert _analysis_dump(pruned) == _analysis_dump(whole)
+
+
+def test_control_sections_read_on_failure_are_kept_as_text_and_decoded_there() -> None:
+    """The control's TCP results, kept as text by the pruned decode, decide a TCP failure as
+    in the whole document; a control with none of the sections read counts as none."""
+    doc = {
+        "measurement_uid": "u",
+        "test_name": "web_connectivity",
+        "input": "http://a.example/",
+        "test_keys": {
+            "queries": [
+                {"hostname": "a.example", "answers": [{"answer_type": "A", "ipv4": "198.18.0.9"}]}
+            ],
+            "tcp_connect": [
+                {"ip": "198.18.0.9", "port": 80, "status": {"failure": "connection_refused"}}
+            ],
+            "control": {
+                "dns": {"failure": None, "addrs": ["198.18.0.9"]},
+                "tcp_connect": {"198.18.0.9:80": {"status": True, "failure": None}},
+                "http_request": {"failure": "connection_refused"},
+            },
+        },
+    }
+    (pruned,) = iter_lines(orjson.dumps(doc), "f")
+    assert isinstance(pruned, RawMeasurement)
+    assert type(pruned.view["test_keys"]["control"]["tcp_connect"]) is bytes  # text, for now
+    a = analyze(pruned, default_db())
+    assert "tcp_all_failed" in a.facts  # the control reached the address: decoded, read
+    assert (a.verdict.tcp_blocked, a.verdict.tcp_down) == (0.75, 0.25)  # not "down": (0, 1)
+    assert _analysis_dump(pruned) == analysis_dump(
+        analyze(RawMeasurement(doc, "u", False, "f", 1), default_db())
+    )
+    doc["test_keys"]["control"] = {"x_other": {"status": True}}
+    for raw in (
+        RawMeasurement(doc, "u", False, "f"),
+        next(iter(iter_lines(orjson.dumps(doc), "f"))),
+    ):
+        assert isinstance(raw, RawMeasurement)
+        assert "control_unavailable" in analyze(raw, default_db()).facts
 
 
 @pytest.mark.parametrize(
