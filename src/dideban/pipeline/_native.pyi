@@ -40,6 +40,7 @@ class LiteralSet:
     def __init__(self, words: list[str]) -> None: ...
     def find(self, text: str | bytes) -> tuple[list[tuple[int, int, int]], int]: ...
 
+OBSERVATION_FIELDS: tuple[str, ...]
 QUERY: tuple[str, ...]
 ANSWER: tuple[str, ...]
 TCP_CONNECT: tuple[str, ...]

@@ -1142,6 +1142,7 @@ cdef extern from "Python.h":
     ctypedef struct PyMemberDescrObject:
         PyMemberDef *d_member
     object PyType_GenericAlloc(PyTypeObject *tp, Py_ssize_t nitems)
+    PyObject **PySequence_Fast_ITEMS(object sequence)  # of a tuple: its items in place
 
 
 cdef enum:
@@ -1194,16 +1195,21 @@ cdef class SlotMaker:
         self.count = len(names)
 
     cdef object make(self, tuple values):
-        cdef Py_ssize_t k
-        cdef PyObject *v
-        cdef PyObject **slot
         if len(values) != self.count:
             raise TypeError(
                 f"{self.cls.__name__} takes {self.count} values, not {len(values)}"
             )
+        return self.make_from(PySequence_Fast_ITEMS(values))
+
+    cdef inline object make_from(self, PyObject **values):
+        """The instance from `count` values at `values` (borrowed references; each slot
+        takes a new one)."""
+        cdef Py_ssize_t k
+        cdef PyObject *v
+        cdef PyObject **slot
         obj = PyType_GenericAlloc(<PyTypeObject *>self.cls, 0)
         for k in range(self.count):
-            v = PyTuple_GET_ITEM(values, k)
+            v = values[k]
             Py_INCREF(<object>v)
             slot = <PyObject **>(<char *><PyObject *>obj + self.offsets[k])
             slot[0] = v
@@ -1215,11 +1221,50 @@ cdef class SlotMaker:
 
 cdef SlotMaker _OBSERVATION, _HTTP_EXCHANGE, _MATCH, _EXTRACTED
 
+# Observation's fields, in the order `_observation` takes them (`bind` checks the class).
+OBSERVATION_FIELDS = (
+    "measurement_uid", "observation_idx", "kind", "transaction_id", "hostname", "ip", "port",
+    "dns_engine", "dns_answer", "tls_server_name", "http_request_url", "http_status_code",
+    "http_body_length", "http_title", "failure", "t0", "t", "fingerprints",
+)
+
+
+cdef object _observation(
+    object uid, object idx, object kind, object tid, object hostname, object ip, object port,
+    object engine, object answer, object sni, object url, object code, object blen,
+    object title, object failure, object t0, object t, object fingerprints,
+):
+    """An Observation from each of its fields (OBSERVATION_FIELDS), written to its slots
+    without a tuple of them on the way (one per observation, ~8 a measurement)."""
+    cdef PyObject *v[18]
+    v[0] = <PyObject *>uid
+    v[1] = <PyObject *>idx
+    v[2] = <PyObject *>kind
+    v[3] = <PyObject *>tid
+    v[4] = <PyObject *>hostname
+    v[5] = <PyObject *>ip
+    v[6] = <PyObject *>port
+    v[7] = <PyObject *>engine
+    v[8] = <PyObject *>answer
+    v[9] = <PyObject *>sni
+    v[10] = <PyObject *>url
+    v[11] = <PyObject *>code
+    v[12] = <PyObject *>blen
+    v[13] = <PyObject *>title
+    v[14] = <PyObject *>failure
+    v[15] = <PyObject *>t0
+    v[16] = <PyObject *>t
+    v[17] = <PyObject *>fingerprints
+    return _OBSERVATION.make_from(v)
+
 
 def bind(observation, extracted, http_exchange, match, as_text_, title_of_):
     global as_text, title_of, _OBSERVATION, _HTTP_EXCHANGE, _MATCH, _EXTRACTED
+    maker = SlotMaker(observation)
+    if maker.names != OBSERVATION_FIELDS:
+        raise TypeError(f"{observation.__name__}'s fields changed: update _observation")
     as_text, title_of = as_text_, title_of_
-    _OBSERVATION = SlotMaker(observation)
+    _OBSERVATION = maker
     _HTTP_EXCHANGE = SlotMaker(http_exchange)
     _MATCH = SlotMaker(match)
     _EXTRACTED = SlotMaker(extracted)
@@ -1397,18 +1442,18 @@ def extract(dict test_keys, str uid, str probe_cc, fpdb):
                         found = (<dict>dns_exact).get(value)
                     else:
                         found = match_dns(value)
-                    o = _OBSERVATION.make((
+                    o = _observation(
                         uid, len(obs), "dns", tid, hostname, value if is_ip else None, None,
                         engine, value, None, None, None, None, None, failure, t0, t,
                         _fp_names(found, matches, probe_cc) if found else [],
-                    ))
+                    )
                     obs.append(o)
                     dns.append(o)
             if not any_answer:
-                o = _OBSERVATION.make((
+                o = _observation(
                     uid, len(obs), "dns", tid, hostname, None, None, engine, None, None, None,
                     None, None, None, failure, t0, t, [],
-                ))
+                )
                 obs.append(o)
                 dns.append(o)
     connects = _get(test_keys, "tcp_connect")
@@ -1419,11 +1464,11 @@ def extract(dict test_keys, str uid, str probe_cc, fpdb):
                 continue
             status = _record(rec[C_STATUS], _TCP_STATUS)
             failure = _s(status[S_FAILURE]) if status is not None else None
-            o = _OBSERVATION.make((
+            o = _observation(
                 uid, len(obs), "tcp", _i(rec[C_TID]), None, _s(rec[C_IP]), _i(rec[C_PORT]),
                 None, None, None, None, None, None, None, failure, _n(rec[C_T0]),
                 _n(rec[C_T]), [],
-            ))
+            )
             obs.append(o)
             tcp.append(o)
     handshakes = _get(test_keys, "tls_handshakes")
@@ -1433,11 +1478,11 @@ def extract(dict test_keys, str uid, str probe_cc, fpdb):
             if rec is None:
                 continue
             ip, port = _split_address(rec[H_ADDRESS])
-            o = _OBSERVATION.make((
+            o = _observation(
                 uid, len(obs), "tls", _i(rec[H_TID]), None, ip, port, None, None,
                 _s(rec[H_SERVER_NAME]), None, None, None, None, _s(rec[H_FAILURE]),
                 _n(rec[H_T0]), _n(rec[H_T]), [],
-            ))
+            )
             obs.append(o)
             tls.append(o)
     requests = _get(test_keys, "requests")
@@ -1486,11 +1531,11 @@ def extract(dict test_keys, str uid, str probe_cc, fpdb):
                 blen = len(body.encode("utf-8", "replace"))
             failure = _s(rec[R_FAILURE])
             http.append(_HTTP_EXCHANGE.make((url, failure, code, headers, title, blen)))
-            o = _OBSERVATION.make((
+            o = _observation(
                 uid, len(obs), "http", _i(rec[R_TID]), None, None, None, None, None, None,
                 url, code if code else None, blen, title, failure, _n(rec[R_T0]),
                 _n(rec[R_T]), names,
-            ))
+            )
             obs.append(o)
     return _EXTRACTED.make((obs, matches, http, dns, tcp, tls))
 

@@ -12,10 +12,11 @@ import weakref
 import pytest
 
 from dideban.model.verdict import Observation, Verdict
+from dideban.pipeline import _native
 from dideban.pipeline._native import SlotMaker
 from dideban.pipeline.analysis import Analysis
-from dideban.pipeline.fingerprints import Fingerprint, Match
-from dideban.pipeline.observations import Extracted, HttpExchange
+from dideban.pipeline.fingerprints import Fingerprint, Match, default_db
+from dideban.pipeline.observations import Extracted, HttpExchange, as_text, title_of
 
 
 def _values(cls: type) -> tuple[object, ...]:
@@ -149,3 +150,42 @@ class _NotADataclass:
 def test_refuses_classes_it_cannot_build_right(cls: type, why: str) -> None:
     with pytest.raises(TypeError, match=why):
         SlotMaker(cls)
+
+
+def test_extracted_observations_own_their_values() -> None:
+    """The extraction writes each Observation's slots from its values directly (no tuple on
+    the way): each slot holds its own reference, released with the observation."""
+    uid = "".join(["u", "id-of-this-test"])  # a string of its own, not an interned one
+    tk = {
+        "queries": [
+            {"hostname": "a.example", "answers": [{"answer_type": "A", "ipv4": "1.2.3.4"}]}
+        ],
+        "tcp_connect": [{"ip": "1.2.3.4", "port": 443, "status": {"failure": None}}],
+        "tls_handshakes": [{"address": "1.2.3.4:443", "server_name": "a.example"}],
+        "requests": [{"request": {"url": "https://a.example/"}, "response": {"code": 200}}],
+    }
+    before = sys.getrefcount(uid)
+    made = [_native.extract(tk, uid, "ZZ", default_db()) for _ in range(100)]
+    assert sys.getrefcount(uid) == before + 100 * 4
+    first = made[0].observations
+    assert [(o.kind, o.observation_idx, o.measurement_uid) for o in first] == [
+        ("dns", 0, uid), ("tcp", 1, uid), ("tls", 2, uid), ("http", 3, uid)
+    ]  # fmt: skip
+    assert (first[2].ip, first[2].port, first[2].tls_server_name) == ("1.2.3.4", 443, "a.example")
+    assert first[3].http_status_code == 200 and first[3].fingerprints == []
+    del made, first
+    gc.collect()
+    assert sys.getrefcount(uid) == before
+
+
+def test_bind_refuses_an_observation_class_of_other_fields() -> None:
+    """The extraction writes Observation's fields in a fixed order (`_native.OBSERVATION_FIELDS`):
+    a class whose fields differ is refused, and the extraction goes on with the one it has."""
+    names = list(_native.OBSERVATION_FIELDS)
+    names[4], names[5] = names[5], names[4]  # hostname and ip swapped
+    Swapped = dataclasses.make_dataclass("Swapped", names, slots=True)
+    with pytest.raises(TypeError, match="fields changed"):
+        _native.bind(Swapped, Extracted, HttpExchange, Match, as_text, title_of)
+    tk = {"tcp_connect": [{"ip": "1.2.3.4", "port": 80, "status": {"failure": None}}]}
+    (o,) = _native.extract(tk, "u", "ZZ", default_db()).observations
+    assert type(o) is Observation and o.ip == "1.2.3.4" and o.hostname is None
