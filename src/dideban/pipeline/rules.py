@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from dideban.model.verdict import BLOCKING_TYPES
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Outcome:
     anomaly: bool = False
     confirmed: bool = False
@@ -23,7 +23,7 @@ class Outcome:
     blocking_type: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Rule:
     id: str
     version: int
