@@ -8,6 +8,12 @@
 # generator expression cannot be cpdef.
 
 cpdef layer_scores(layer, probe_failure, control_ok)
+cpdef _remember(table, key, fn)
+cpdef is_bogon(ip)
+cpdef _is_ip_text(text)
+cpdef _any_bogon(addrs)
+cpdef _host_scheme(url)
+cpdef _plan(test_name)
 cpdef _addresses(values)
 cpdef _is_number(v)
 cpdef _d(v)

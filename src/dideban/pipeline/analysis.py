@@ -18,9 +18,9 @@ layer the measurement never reached is (0, 0, 0). A confirmed fingerprint makes 
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import ipaddress
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 from urllib.parse import urlsplit
@@ -108,18 +108,47 @@ def _bogon(ip: str) -> bool:
 
 
 # Pure functions of short strings that repeat from one measurement to the next (answers:
-# block page addresses, CDNs; test lists of a few thousand URLs)
-# remember their last results (`ipaddress`'s is_private, for one, walks a list of networks
-# per call). Their results are immutable, so verdicts may share them.
+# block page addresses, CDNs; test lists of a few thousand URLs) remember their results
+# (`ipaddress`'s is_private, for one, walks a list of networks per call), up to _CACHE_MAX
+# of them each, then start again. Their results are immutable, so verdicts may share them.
+# A dict per function, read by `_remember`: compiled, the analysis calls it as a C function
+# (analysis.pxd), where an lru_cache wrapper costs a Python call with its tuple of arguments.
 _CACHE_MAX = 65536
-_remembered = functools.lru_cache(maxsize=_CACHE_MAX)
+_MISSING = object()
 
-is_bogon = _remembered(_bogon)
-_is_ip_text = _remembered(_is_ip)
+
+def _remember(table: dict[Any, Any], key: Any, fn: Callable[[Any], Any]) -> Any:
+    """`fn(key)`, from `table` once computed."""
+    value = table.get(key, _MISSING)
+    if value is _MISSING:
+        value = fn(key)
+        if len(table) >= _CACHE_MAX:
+            table.clear()
+        table[key] = value
+    return value
+
+
+_BOGONS: dict[str, bool] = {}
+_IPS: dict[Any, bool] = {}
+
+
+def is_bogon(ip: str) -> bool:
+    """Whether `ip` is an address no public host has (private, loopback, link-local,
+    reserved, unspecified), the lab's 198.18.0.0/15 excepted; False for a text that is not an
+    address."""
+    return _remember(_BOGONS, ip, _bogon)  # type: ignore[no-any-return]
+
+
+def _is_ip_text(text: Any) -> bool:
+    return _remember(_IPS, text, _is_ip)  # type: ignore[no-any-return]
 
 
 def _any_bogon(addrs: set[str]) -> bool:
-    return any(map(is_bogon, addrs))
+    # A loop, not any(...): a generator is a closure, which a cpdef function cannot hold.
+    for a in addrs:  # noqa: SIM110
+        if is_bogon(a):
+            return True
+    return False
 
 
 def _addresses(values: list[Any]) -> set[str]:
@@ -175,9 +204,15 @@ def _time(doc: dict[str, Any]) -> dt.datetime:
     return _parse_time(text) if isinstance(text, str) else EPOCH
 
 
-@_remembered
+_URL_PARTS: dict[str, tuple[str | None, str]] = {}
+
+
 def _host_scheme(url: str) -> tuple[str | None, str]:
     """`urlsplit(url)`'s hostname and scheme; (None, "") for a URL it cannot split."""
+    return _remember(_URL_PARTS, url, _split_host_scheme)  # type: ignore[no-any-return]
+
+
+def _split_host_scheme(url: str) -> tuple[str | None, str]:
     try:
         parts = urlsplit(url)
         return parts.hostname, parts.scheme
@@ -559,10 +594,16 @@ def _stun(tk: dict[str, Any], ex: Extracted) -> set[str]:
 # -- entry point -----------------------------------------------------------------------------
 
 
-@_remembered
+_PLANS: dict[str, tuple[str, str]] = {}
+
+
 def _plan(test_name: str) -> tuple[str, str]:
     """The test's fact group and the name its rules go by ("*" for a test the pipeline
     does not score)."""
+    return _remember(_PLANS, test_name, _make_plan)  # type: ignore[no-any-return]
+
+
+def _make_plan(test_name: str) -> tuple[str, str]:
     group = FACT_GROUP.get(test_name, "generic")
     return group, test_name if group != "generic" else "*"
 

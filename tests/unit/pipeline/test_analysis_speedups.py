@@ -344,3 +344,31 @@ def test_ooni_time_at_the_edges_of_the_calendar(text: str, taken: bool) -> None:
         assert fast == dt.datetime.fromisoformat(text) == _parse_time(text)
     else:
         assert _parse_time(text) == analysis.EPOCH
+
+
+def test_remembered_results_are_computed_once_and_start_again_when_full(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`_remember` (behind is_bogon, _host_scheme...) computes each key once, holds at most
+    _CACHE_MAX results and, full, starts again (the results stay right)."""
+    monkeypatch.setattr(analysis, "_CACHE_MAX", 3)
+    table: dict[Any, Any] = {}
+    calls: list[int] = []
+
+    def double(x: int) -> int:
+        calls.append(x)
+        return x * 2
+
+    got = [analysis._remember(table, k, double) for k in (1, 2, 1, 3, 4, 4, 1)]
+    assert got == [2, 4, 2, 6, 8, 8, 2]
+    assert calls == [1, 2, 3, 4, 1]  # 1 again after the table started again at 4
+    assert len(table) <= 3
+    assert analysis._remember(table, None, lambda _: None) is None  # None is a result too
+    assert analysis._remember(table, None, lambda _: 1 / 0) is None  # ... remembered
+
+
+def test_bogons_and_urls_are_remembered_as_computed() -> None:
+    for ip in ("10.1.2.3", "198.18.0.7", "8.8.8.8", "::1", "not an ip"):
+        assert is_bogon(ip) == analysis._bogon(ip) and analysis._BOGONS[ip] == is_bogon(ip)
+    assert _host_scheme("https://a.example/x") == ("a.example", "https")
+    assert analysis._URL_PARTS["https://a.example/x"] == ("a.example", "https")
