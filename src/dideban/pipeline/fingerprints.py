@@ -14,9 +14,10 @@ name the probe's country; `fp` (a known false-positive pattern) never confirms.
 Speed: the literal body patterns (contains, prefix, full: all but ~14) go into one
 `_native.LiteralSet`, so a body costs ONE scan whatever the number of fingerprints (it
 samples the text rather than reading each byte: see its docstring); a hit is then checked
-against its pattern type (prefix/full anchor). The set also holds each `regexp` pattern's
-literal prefix: a regexp runs only on bodies where its prefix occurs (those without one
-always run). Header values, short, go through one Aho-Corasick automaton per header name.
+against its pattern type (prefix/full anchor). The set also holds the texts each `regexp`
+pattern needs (`_needed_literals`: its literal prefix and its other literal runs of 4+
+characters): a regexp runs only on bodies that hold all of them (one that needs none always
+runs). Header values, short, go through one Aho-Corasick automaton per header name.
 DNS `full` patterns are a dict lookup.
 """
 
@@ -361,12 +362,6 @@ def _literal_runs(pattern: str) -> list[tuple[int, str]]:
                 runs.append((k - len(run), "".join(run)))
             run = []
     return runs
-
-
-def _literal_prefix(pattern: str) -> str:
-    """The literal text every match of `pattern` starts with ("" if none can be known)."""
-    runs = _literal_runs(pattern)
-    return runs[0][1] if runs and runs[0][0] == 0 else ""
 
 
 def _needed_literals(pattern: str) -> list[str]:

@@ -17,7 +17,6 @@ from dideban.pipeline.analysis import _is_ip, is_bogon
 from dideban.pipeline.fingerprints import (
     Fingerprint,
     FingerprintDB,
-    _literal_prefix,
     _needed_literals,
     default_db,
 )
@@ -50,15 +49,12 @@ def naive(db: FingerprintDB, body: str) -> set[str]:
     return {f.name for f in db.fingerprints if f.location == "body" and f.matches(body)}
 
 
-def test_literal_prefix_of_regexps() -> None:
-    assert _literal_prefix(r"ab+c") == "a"
-    assert _literal_prefix(r"U\.S\..*Command") == "U.S."
-    assert _literal_prefix(r"[xy]z") == ""
-    assert _literal_prefix(r"(?i)QQ") == ""  # case-insensitive: no literal gate
-    assert _literal_prefix(r"a|zz") == ""
-
-
 def test_needed_literals_of_regexps() -> None:
+    # The literal prefix, of any length.
+    assert _needed_literals(r"ab+c") == ["a"]
+    assert _needed_literals(r"[xy]z") == []
+    assert _needed_literals(r"(?i)QQ") == []  # case-insensitive: no literal gate
+    assert _needed_literals(r"a|zz") == []
     assert _needed_literals(r"U\.S\..*Command") == ["U.S.", "Command"]
     assert _needed_literals(r"<meta name=.*twitter:card") == ["<meta name=", "twitter:card"]
     # Runs after the prefix count from 4 characters; optional ones are not literals.
