@@ -22,7 +22,7 @@ from dideban.pipeline import _native
 from dideban.pipeline.analysis import analyze
 from dideban.pipeline.fingerprints import default_db
 from dideban.pipeline.readers import RawMeasurement, iter_lines, read_paths
-from pipeline_kit import analysis_dump, paths
+from pipeline_kit import analysis_dump, paths, put
 
 ROOT = Path(__file__).resolve().parents[3]
 SAMPLES = ROOT / "tests" / "fixtures" / "ooni-samples"
@@ -283,6 +283,16 @@ def _analysis_dump(raw: RawMeasurement) -> str:
     return analysis_dump(analyze(raw, default_db()))
 
 
+def _assert_pruned_reads_as_whole(doc: dict[str, Any]) -> None:
+    """`doc` as a JSONL line is read through the pruned path, and analysed as the same
+    document read whole."""
+    text = orjson.dumps(doc)
+    (pruned,) = iter_lines(text, "f")
+    assert isinstance(pruned, RawMeasurement) and pruned._text is not None
+    whole = RawMeasurement(orjson.loads(text), pruned.uid, False, "f", 1)
+    assert _analysis_dump(pruned) == _analysis_dump(whole)
+
+
 def test_pruned_reading_gives_the_analysis_of_the_whole_measurement() -> None:
     """PRUNE_SPEC names everything the analysis reads: over every sample and lab measurement,
     the analysis of the pruned view equals that of the whole document."""
@@ -398,20 +408,8 @@ def test_records_of_any_shape_are_extracted_alike_pruned_or_whole(
         key = data.draw(st.sampled_from(["queries", "tcp_connect", "tls_handshakes", "requests"]))
         if key not in tk:
             continue
-        path = data.draw(st.sampled_from(paths(tk[key])))
-        new = data.draw(json_values)
-        if not path:
-            tk[key] = new
-            continue
-        parent = tk[key]
-        for step in path[:-1]:
-            parent = parent[step]
-        parent[path[-1]] = new
-    text = orjson.dumps(doc)
-    (pruned,) = iter_lines(text, "f")
-    assert isinstance(pruned, RawMeasurement) and pruned._text is not None
-    whole = RawMeasurement(orjson.loads(text), pruned.uid, False, "f", 1)
-    assert _analysis_dump(pruned) == _analysis_dump(whole)
+        put(tk, data.draw(st.sampled_from(paths(tk[key], (key,)))), data.draw(json_values))
+    _assert_pruned_reads_as_whole(doc)
 
 
 _CONTROL_DOCS = [
@@ -438,26 +436,16 @@ def test_controls_of_any_shape_are_analysed_alike_pruned_or_whole(
     for _ in range(data.draw(st.integers(1, 4))):
         control = tk["control"]
         if not isinstance(control, dict) or data.draw(st.booleans()):
-            path = data.draw(st.sampled_from(paths(control)))
-            new = data.draw(json_values)
-            if not path:
-                tk["control"] = new
-                continue
-            parent = control
-            for step in path[:-1]:
-                parent = parent[step]
-            parent[path[-1]] = new
+            put(
+                tk, data.draw(st.sampled_from(paths(control, ("control",)))), data.draw(json_values)
+            )
         elif control and data.draw(st.booleans()):
             del control[data.draw(st.sampled_from(sorted(control)))]
         else:
             control[data.draw(st.sampled_from(["dns", "http_request", "tcp_connect", "x"]))] = (
                 data.draw(json_values)
             )
-    text = orjson.dumps(doc)
-    (pruned,) = iter_lines(text, "f")
-    assert isinstance(pruned, RawMeasurement) and pruned._text is not None
-    whole = RawMeasurement(orjson.loads(text), pruned.uid, False, "f", 1)
-    assert _analysis_dump(pruned) == _analysis_dump(whole)
+    _assert_pruned_reads_as_whole(doc)
 
 
 def test_control_sections_read_on_failure_are_kept_as_text_and_decoded_there() -> None:
