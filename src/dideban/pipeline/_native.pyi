@@ -14,6 +14,7 @@ def decode_raw(text: bytes | bytearray | memoryview) -> Any: ...
 def ooni_time(text: str) -> datetime.datetime | None: ...
 
 RAW: object
+KEYS: object
 
 def bind(
     observation: type[Observation],

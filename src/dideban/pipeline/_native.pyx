@@ -25,7 +25,9 @@ The spec is a tree (see `dideban.pipeline.fields.PRUNE_SPEC`):
 - `tuple`: if the value is an array, a tuple of its elements, kept whole (header pairs: a
   tuple costs one allocation, a list two); any other JSON type is kept whole;
 - `RAW`: any value as its JSON text (bytes), checked as a skipped value is, not decoded
-  (`decode_raw` decodes it as the whole document's decode would).
+  (`decode_raw` decodes it as the whole document's decode would);
+- `KEYS`: if the value is an object, the tuple of its keys (those of the dict it decodes to,
+  in that order), its values checked as skipped ones are; any other JSON type is kept whole.
 
 Duplicate keys: the last one wins, as in `json.loads` and orjson.
 
@@ -608,10 +610,11 @@ cdef class _Each:
         self.node = node
 
 
-# The compiled forms of the `bytes`, `tuple` and `RAW` specs (see `decode_pruned`).
+# The compiled forms of the `bytes`, `tuple`, `RAW` and `KEYS` specs (see `decode_pruned`).
 cdef object _UTF8 = object()
 cdef object _TUPLE = object()
 cdef object _TEXT = object()
+cdef object _NAMES = object()
 
 
 @cython.final
@@ -628,6 +631,20 @@ RAW = _Raw()
 value the analysis reads only now and then (`decode_raw` decodes it then)."""
 
 
+@cython.final
+cdef class _Keys:
+    def __repr__(self):
+        return "KEYS"
+
+    def __reduce__(self):
+        return "KEYS"  # the one KEYS, copied or pickled
+
+
+KEYS = _Keys()
+"""The prune spec of an object of which only the key names are read: the tuple of its keys
+(JSON decodes to no tuple, so a reader tells the pruned form from the whole object)."""
+
+
 cdef object _compile(object spec):
     if spec is None:
         return None
@@ -637,6 +654,8 @@ cdef object _compile(object spec):
         return _TUPLE
     if spec is RAW:
         return _TEXT
+    if spec is KEYS:
+        return _NAMES
     if isinstance(spec, dict):
         return _Node(list(spec.items()), False)
     if isinstance(spec, tuple):
@@ -917,6 +936,8 @@ cdef class _Parser:
                 return self.utf8()
             return self.string()
         if c == 123:
+            if spec is _NAMES:
+                return self.names(depth + 1)
             return self.obj(<_Node>spec if type(spec) is _Node else None, depth + 1)
         if c == 91:
             if spec is _TUPLE:
@@ -1001,6 +1022,30 @@ cdef class _Parser:
             self.i += 1
             if c == 125:
                 return out
+            if c != 44:
+                raise Unsupported("expected ',' or '}'")
+
+    cdef tuple names(self, int depth):
+        """The keys of the object at self.i (the `KEYS` spec): those of the dict it decodes
+        to, in that order; its values checked as skipped ones are."""
+        cdef dict out = {}
+        cdef int c
+        if depth > MAX_DEPTH:
+            raise Unsupported("nested too deep")
+        self.i += 1
+        if self.peek() == 125:
+            self.i += 1
+            return ()
+        while True:
+            if self.peek() != 34:
+                raise Unsupported("expected a key")
+            PyDict_SetItem(out, self.string(), None)  # (a repeated key: counted once)
+            self.colon()
+            self.skip(depth)
+            c = self.peek()
+            self.i += 1
+            if c == 125:
+                return tuple(out)
             if c != 44:
                 raise Unsupported("expected ',' or '}'")
 

@@ -20,14 +20,14 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 from urllib.parse import urlsplit
 
 from dideban.model.verdict import Observation, Verdict
-from dideban.pipeline._native import SlotMaker, decode_raw, ooni_time
-from dideban.pipeline.fields import CONTROL_SECTIONS
+from dideban.pipeline._native import SlotMaker, decode_pruned, decode_raw, ooni_time
+from dideban.pipeline.fields import CONTROL_SECTIONS, KEYS
 from dideban.pipeline.fingerprints import FingerprintDB
 from dideban.pipeline.observations import Extracted, HttpExchange, extract
 from dideban.pipeline.readers import RawMeasurement
@@ -238,8 +238,21 @@ _COMMON_HEADERS = frozenset({
 })  # fmt: skip
 
 
-def _uncommon(headers: list[tuple[str, str]] | dict[str, Any]) -> set[str]:
-    names = headers.keys() if isinstance(headers, dict) else [k for k, _ in headers]
+def _header_names(headers: Any) -> tuple[str, ...] | dict[str, Any]:
+    """The names of the control's response headers: the keys of its `headers` object; none
+    for any other value. Kept as its text by the pruned decode (`fields.RAW`), the object is
+    decoded to its keys only (`fields.KEYS`), or whole where that decode does not take it."""
+    if headers.__class__ is bytes:
+        try:
+            headers = decode_pruned(headers, KEYS)
+        except ValueError:
+            headers = decode_raw(headers)
+    if headers.__class__ is tuple or isinstance(headers, dict):
+        return headers
+    return ()
+
+
+def _uncommon(names: Iterable[Any]) -> set[str]:
     return {n.lower() for n in names if isinstance(n, str)} - _COMMON_HEADERS
 
 
@@ -270,12 +283,12 @@ def _same_page(final: HttpExchange, ctrl: dict[str, Any]) -> bool:
     # Headers: an uncommon header in both, or none in either (and the control has headers).
     # The control's uncommon headers are a few; the probe's names are compared with them
     # without first taking out its common ones.
-    c_headers = _d(ctrl.get("headers"))
-    c_unc = _uncommon(c_headers)
+    c_names = _header_names(ctrl.get("headers"))
+    c_unc = _uncommon(c_names)
     p_names = {k.lower() for k, _ in final.headers if isinstance(k, str)}
     if c_unc:
         return not c_unc.isdisjoint(p_names)
-    return bool(c_headers) and p_names <= _COMMON_HEADERS
+    return bool(c_names) and p_names <= _COMMON_HEADERS
 
 
 CONFIRMED3: Triple = (1.0, 0.0, 0.0)

@@ -10,7 +10,8 @@ measurement and for records with any value anywhere (tests/unit/pipeline/test_pi
 as a record, the tuple of those keys' values (the archival records that
 `observations.extract` reads; their keys are `_native.QUERY` etc.); `[spec]`: each element
 of an array; `bytes`: a string as its UTF-8 bytes; `tuple`: an array as a tuple; `RAW`: any
-value as its JSON text, checked, not decoded (`_native.decode_raw` decodes it when needed).
+value as its JSON text, checked, not decoded (`_native.decode_raw` decodes it when needed);
+`KEYS`: an object as the tuple of its keys.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dideban.pipeline import _native
 
 WHOLE = None
 RAW = _native.RAW
+KEYS = _native.KEYS
 
 # Keys of test_keys that the verdict logic reads whole (small values).
 TEST_KEYS_READ = (
@@ -38,7 +40,8 @@ ENVELOPE_READ = (
 
 # What the verdict logic reads of web_connectivity's control (the test helper's answer): its
 # DNS and HTTP results on every measurement; the sections it reads only where a step failed
-# (or addresses need vouching for), and the control's response headers, kept as their text.
+# (or addresses need vouching for), and the control's response headers (of which only the
+# names are read, `KEYS`, where the pages are compared on them), kept as their text.
 # A control with none of these sections counts as none (`analysis._web_connectivity`).
 CONTROL_SPEC: dict[str, Any] = {
     "dns": WHOLE,

@@ -72,6 +72,8 @@ def prune(value: Any, spec: Any) -> Any:
         return value
     if spec is _native.RAW:
         return RawOf(value)
+    if spec is _native.KEYS:
+        return tuple(value) if isinstance(value, dict) else value
     if spec is bytes:
         return value.encode("utf-8") if isinstance(value, str) else value
     if spec is tuple:
@@ -90,7 +92,7 @@ def spec_for(value: Any, draw: st.DrawFn) -> Any:
         return {k: spec_for(value[k], draw) for k in keys} | {"not-there": None}
     if isinstance(value, list) and value and draw(st.booleans()):
         return [spec_for(value[0], draw)]
-    return draw(st.sampled_from([None, bytes, tuple, _native.RAW]))
+    return draw(st.sampled_from([None, bytes, tuple, _native.RAW, _native.KEYS]))
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
@@ -125,12 +127,13 @@ def test_decode_pruned_refuses_what_orjson_refuses(value: Any, data: st.DataObje
     # kept as text (RAW).
     as_utf8 = {"k": bytes, "s": bytes}
     as_raw = {"k": _native.RAW, "s": _native.RAW}
+    as_keys = {"k": _native.KEYS, "s": _native.KEYS}
     try:
         expected = orjson.loads(raw)
     except orjson.JSONDecodeError:
         with pytest.raises(ValueError):
             _native.decode_pruned(raw, None)
-        for spec in (as_utf8, as_raw):
+        for spec in (as_utf8, as_raw, as_keys):
             try:
                 kept = _native.decode_pruned(raw, spec)
             except ValueError:
@@ -143,6 +146,7 @@ def test_decode_pruned_refuses_what_orjson_refuses(value: Any, data: st.DataObje
     # (orjson takes integers beyond 64 bits as floats, and so does decode_raw.)
     if isinstance(expected, dict):
         assert _native.decode_pruned(raw, as_raw) == prune(expected, as_raw)
+        assert _native.decode_pruned(raw, as_keys) == prune(expected, as_keys)
     try:
         got = _native.decode_pruned(raw, None)
     except _native.Unsupported:
@@ -488,6 +492,77 @@ def test_control_sections_read_on_failure_are_kept_as_text_and_decoded_there() -
 
 
 @pytest.mark.parametrize(
+    ("control_headers", "probe_header", "same_page"),
+    [
+        ({"Date": "d", "X-Site": "1", "Server": "s"}, "x-site", True),  # an uncommon one shared
+        ({"Date": "d", "X-Site": "1"}, "X-Other", False),  # an uncommon one not shared
+        ({"Date": "d", "Server": "s"}, "Server", True),  # none uncommon on either side
+        ({"Date": "d"}, "X-Other", False),  # the probe's has one, the control's none
+        ({}, "Server", False),  # the control has no headers
+        (["X-Site"], "X-Site", False),  # not an object: no headers
+        ({"x-site": 1, "\\u0058-Site": 2}, "X-SITE", True),  # escaped names, unescaped
+        # A lone surrogate, which the names-only decode refuses: the object is decoded whole.
+        ({"\\ud800": 1, "X-Site": 2}, "x-site", True),
+    ],
+)
+def test_control_header_names_decide_the_page_as_in_the_whole_document(
+    control_headers: Any, probe_header: str, same_page: bool
+) -> None:
+    """The control's response headers are kept as their text and only their names decoded
+    (the KEYS spec): where the status codes agree, and neither the body lengths nor the
+    titles match, the uncommon header names decide, as in the whole document."""
+    doc = {
+        "measurement_uid": "u",
+        "test_name": "web_connectivity",
+        "input": "http://a.example/",
+        "test_keys": {
+            "queries": [
+                {"hostname": "a.example", "answers": [{"answer_type": "A", "ipv4": "198.18.0.9"}]}
+            ],
+            "tcp_connect": [{"ip": "198.18.0.9", "port": 80, "status": {"failure": None}}],
+            "requests": [
+                {
+                    "request": {"url": "http://a.example/"},
+                    "response": {
+                        "code": 200,
+                        "body": "x" * 10,
+                        "headers_list": [["Date", "d"], [probe_header, "v"]],
+                    },
+                }
+            ],
+            "control": {
+                "dns": {"failure": None, "addrs": ["198.18.0.9"]},
+                "http_request": {
+                    "status_code": 200,
+                    "body_length": 5000,
+                    "title": "",
+                    "headers": control_headers,
+                    "failure": None,
+                },
+            },
+        },
+    }
+    text = orjson.dumps(doc).replace(b"\\\\u", b"\\u")  # the names' escapes as such
+    (pruned,) = iter_lines(text, "f")
+    assert isinstance(pruned, RawMeasurement) and pruned._text is not None
+    kept = pruned.view["test_keys"]["control"]["http_request"]["headers"]
+    assert type(kept) is bytes  # the text; only its names are decoded, where they are read
+    whole_doc = json.loads(text)  # (the standard parser takes a lone surrogate)
+    whole = whole_doc["test_keys"]["control"]["http_request"]["headers"]
+    if b"\\ud800" in kept:
+        with pytest.raises(ValueError):
+            _native.decode_pruned(kept, _native.KEYS)
+    else:
+        assert _native.decode_pruned(kept, _native.KEYS) == (
+            tuple(whole) if isinstance(whole, dict) else whole
+        )
+    a = analyze(pruned, default_db())
+    assert ("http_diff" not in a.facts) is same_page
+    full = RawMeasurement(whole_doc, "u", False, "f", 1)
+    assert _analysis_dump(pruned) == _analysis_dump(full)
+
+
+@pytest.mark.parametrize(
     "headers",
     [
         b'{"Server": "nginx", "X-Many": ["a", "b"], "X-B64": {"format": "base64", "data": "aGk="}}',
@@ -574,16 +649,17 @@ def test_tuple_spec_of_any_length(count: int) -> None:
         _native.decode_pruned(cut, {"a": tuple})
 
 
-def test_raw_spec_survives_copies() -> None:
-    """Specs are compiled by identity: a copied or pickled RAW is the one RAW, so a deep
-    copy of PRUNE_SPEC prunes as PRUNE_SPEC does."""
+def test_raw_and_keys_specs_survive_copies() -> None:
+    """Specs are compiled by identity: a copied or pickled RAW or KEYS is the one RAW or
+    KEYS, so a deep copy of PRUNE_SPEC prunes as PRUNE_SPEC does."""
     import copy
     import pickle
 
     from dideban.pipeline.fields import PRUNE_SPEC
 
-    assert copy.deepcopy(_native.RAW) is _native.RAW
-    assert pickle.loads(pickle.dumps(_native.RAW)) is _native.RAW
+    for spec in (_native.RAW, _native.KEYS):
+        assert copy.deepcopy(spec) is spec
+        assert pickle.loads(pickle.dumps(spec)) is spec
     line = (LAB.read_bytes().splitlines() or [b"{}"])[0]
     assert _native.decode_pruned(line, copy.deepcopy(PRUNE_SPEC)) == _native.decode_pruned(
         line, PRUNE_SPEC
