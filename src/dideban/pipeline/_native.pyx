@@ -1202,32 +1202,46 @@ cdef class SlotMaker:
     function: 18 attribute stores cost ~5x what writing the slots costs here). The instance
     is allocated as `cls.__new__` would, then each value is stored in its field's slot.
 
-    Refused (TypeError) at construction: a class that is not a slots dataclass, that has a
-    `__post_init__` or a base with fields of its own, or a field that is not a plain slot;
-    and at call, a number of values that is not the number of fields."""
+    `SlotMaker(cls, cls.__slots__)` does the same for a plain class with `__slots__`, its
+    values in the order of `__slots__`: the caller stands in for the class's own `__init__`
+    and must store what it would (readers.RawMeasurement: one per measurement read).
+
+    Refused (TypeError) at construction: a class that is not a slots dataclass (or, given
+    `slots`, whose `__slots__` are not those), that has a `__post_init__` or a base with
+    fields of its own, or a field that is not a plain slot; and at call, a number of values
+    that is not the number of fields."""
 
     cdef object cls
     cdef readonly tuple names
     cdef Py_ssize_t count
     cdef Py_ssize_t offsets[MAX_SLOTS]
 
-    def __init__(self, cls):
+    def __init__(self, cls, slots=None):
         import dataclasses
         import types
 
-        if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
-            raise TypeError(f"{cls!r} is not a dataclass")
-        if hasattr(cls, "__post_init__") or cls.__mro__[1:] != (object,):
-            raise TypeError(f"{cls.__name__}: __post_init__ or a base class is not supported")
-        names = tuple(f.name for f in dataclasses.fields(cls))
-        if cls.__dict__.get("__slots__") != names or len(names) > MAX_SLOTS:
-            raise TypeError(f"{cls.__name__} is not a dataclass made with slots=True")
-        # The __init__ dataclasses generates (compiled from a string), not one of the class's.
-        init_code = getattr(cls.__dict__.get("__init__"), "__code__", None)
-        if getattr(init_code, "co_filename", None) != "<string>" or (
-            cls.__new__ is not object.__new__
-        ):
-            raise TypeError(f"{cls.__name__}: its own __new__ or __init__ is not supported")
+        if slots is not None:
+            names = tuple(slots)
+            if not isinstance(cls, type) or cls.__dict__.get("__slots__") != slots:
+                raise TypeError(f"{cls!r}: {slots!r} are not its __slots__")
+            if cls.__mro__[1:] != (object,) or cls.__new__ is not object.__new__:
+                raise TypeError(f"{cls.__name__}: its own __new__ or a base class is not supported")
+        else:
+            if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+                raise TypeError(f"{cls!r} is not a dataclass")
+            if hasattr(cls, "__post_init__") or cls.__mro__[1:] != (object,):
+                raise TypeError(f"{cls.__name__}: __post_init__ or a base class is not supported")
+            names = tuple(f.name for f in dataclasses.fields(cls))
+            if cls.__dict__.get("__slots__") != names:
+                raise TypeError(f"{cls.__name__} is not a dataclass made with slots=True")
+            # The __init__ dataclasses generates (compiled from a string), not the class's own.
+            init_code = getattr(cls.__dict__.get("__init__"), "__code__", None)
+            if getattr(init_code, "co_filename", None) != "<string>" or (
+                cls.__new__ is not object.__new__
+            ):
+                raise TypeError(f"{cls.__name__}: its own __new__ or __init__ is not supported")
+        if len(names) > MAX_SLOTS:
+            raise TypeError(f"{cls.__name__}: more than {MAX_SLOTS} slots")
         for k, name in enumerate(names):
             descr = cls.__dict__[name]
             if type(descr) is not types.MemberDescriptorType:

@@ -189,3 +189,52 @@ def test_bind_refuses_an_observation_class_of_other_fields() -> None:
     tk = {"tcp_connect": [{"ip": "1.2.3.4", "port": 80, "status": {"failure": None}}]}
     (o,) = _native.extract(tk, "u", "ZZ", default_db()).observations
     assert type(o) is Observation and o.ip == "1.2.3.4" and o.hostname is None
+
+
+def test_a_plain_slots_class_is_built_from_its_slots_in_order() -> None:
+    """Given the class's __slots__, the values are stored in that order, standing in for
+    its __init__: what iter_lines builds for a line read pruned is what the class builds."""
+    from dideban.pipeline.readers import RawMeasurement, _new_raw
+
+    text = b'{"measurement_uid": "u", "test_name": "t", "test_keys": {}}'
+    view = {"measurement_uid": "u", "test_name": "t", "test_keys": {}}
+    made = _new_raw(None, text, None, 3, "f.jsonl", "u", False, view)
+    by_class = RawMeasurement(view, "u", False, "f.jsonl", 3, text=text)
+    assert type(made) is RawMeasurement
+    for name in RawMeasurement.__slots__:
+        assert getattr(made, name) == getattr(by_class, name), name
+    assert made == by_class and made.doc == by_class.doc == view
+
+
+class _Slotted:
+    __slots__ = ("a", "b")
+
+
+class _SlottedDerived(_Slotted):
+    __slots__ = ("c",)
+
+
+class _SlottedNew:
+    __slots__ = ("a",)
+
+    def __new__(cls) -> _SlottedNew:
+        return super().__new__(cls)
+
+
+@pytest.mark.parametrize(
+    ("cls", "slots", "why"),
+    [
+        (_Slotted, ("b", "a"), "not its __slots__"),
+        (_Slotted, ("a",), "not its __slots__"),
+        (_NotADataclass, ("a", "b"), "not its __slots__"),
+        (_SlottedDerived, ("c",), "base class"),
+        (_SlottedNew, ("a",), "own __new__"),
+    ],
+)
+def test_refuses_slots_that_are_not_the_class_s_own(
+    cls: type, slots: tuple[str, ...], why: str
+) -> None:
+    with pytest.raises(TypeError, match=why):
+        SlotMaker(cls, slots)
+    made = SlotMaker(_Slotted, ("a", "b"))(1, 2)
+    assert (made.a, made.b) == (1, 2)
