@@ -176,7 +176,7 @@ def _d(v: Any) -> dict[str, Any]:
     text (`fields.RAW`; JSON itself has no bytes) is decoded first, as the whole document's."""
     if v.__class__ is bytes:
         v = decode_raw(v)
-    return v if isinstance(v, dict) else {}
+    return v if isinstance(v, dict) else _NO_DICT
 
 
 # Shared stand-in for a missing or malformed control section: read, never written.
@@ -220,6 +220,14 @@ def _split_host_scheme(url: str) -> tuple[str | None, str]:
         return None, ""
 
 
+def _any_key(d: dict[str, Any], keys: frozenset[str]) -> bool:
+    """Whether `d` has any of `keys` (a few: a lookup each)."""
+    for k in keys:  # noqa: SIM110
+        if k in d:
+            return True
+    return False
+
+
 def _any_status_true(results: dict[str, Any]) -> bool:
     """Whether any of the control's per-address results has `"status": true`."""
     return any(isinstance(v, dict) and v.get("status") is True for v in results.values())
@@ -236,6 +244,14 @@ _COMMON_HEADERS = frozenset({
     "link", "x-varnish", "connection", "content-length", "transfer-encoding",
     "keep-alive",
 })  # fmt: skip
+
+
+_LOWER: dict[str, str] = {}
+
+
+def _lower(name: str) -> str:
+    """`name.lower()`, remembered (header names repeat)."""
+    return _remember(_LOWER, name, str.lower)  # type: ignore[no-any-return]
 
 
 def _header_names(headers: Any) -> tuple[str, ...] | dict[str, Any]:
@@ -285,7 +301,7 @@ def _same_page(final: HttpExchange, ctrl: dict[str, Any]) -> bool:
     # without first taking out its common ones.
     c_names = _header_names(ctrl.get("headers"))
     c_unc = _uncommon(c_names)
-    p_names = {k.lower() for k, _ in final.headers if isinstance(k, str)}
+    p_names = {_lower(k) for k, _ in final.headers if isinstance(k, str)}
     if c_unc:
         return not c_unc.isdisjoint(p_names)
     return bool(c_names) and p_names <= _COMMON_HEADERS
@@ -303,6 +319,13 @@ _Facts = tuple[set[str], Triple, Triple, Triple, Triple]
 
 def _web_connectivity(tk: dict[str, Any], ex: Extracted, url: str | None) -> _Facts:
     """`url`: the measurement's input when it is a string."""
+    return _wc_facts(tk, ex, url)
+
+
+def _wc_facts(tk: dict[str, Any], ex: Extracted, url: str | None) -> _Facts:
+    """`_web_connectivity`, compiled with the types of its locals (`analysis.pxd`): its
+    objects are dicts by exact class, as JSON decodes them (as `extract` takes them; a dict
+    of another class raises TypeError, and the analysis fails saying so)."""
     facts: set[str] = set()
     s_dns = s_tcp = s_tls = s_http = NOT_REACHED
     reqs = ex.http
@@ -316,12 +339,11 @@ def _web_connectivity(tk: dict[str, Any], ex: Extracted, url: str | None) -> _Fa
     # failed (or addresses need vouching for).
     # A control with none of the sections read here (`fields.CONTROL_SECTIONS`) counts as
     # none: the pruned view keeps only those.
-    control = tk.get("control")
-    if isinstance(control, dict) and not control.keys().isdisjoint(CONTROL_SECTIONS):
-        c_dns = control.get("dns")
-        c_dns = c_dns if isinstance(c_dns, dict) else _NO_DICT
-        c_http = control.get("http_request")
-        c_http = c_http if isinstance(c_http, dict) else _NO_DICT
+    got = tk.get("control")
+    if isinstance(got, dict) and _any_key(got, CONTROL_SECTIONS):
+        control = got
+        c_dns = _d(control.get("dns"))
+        c_http = _d(control.get("http_request"))
     else:
         control = c_dns = c_http = _NO_DICT
     c_code = c_http.get("status_code")
@@ -352,7 +374,10 @@ def _web_connectivity(tk: dict[str, Any], ex: Extracted, url: str | None) -> _Fa
         own = [o for o in dns_obs if o.hostname == host] or dns_obs
         p_addrs = {o.ip for o in own if o.ip}
         if p_fail is None and own and not p_addrs:
-            p_fail = next((o.failure for o in own if o.failure), None)
+            for o in own:
+                if o.failure:
+                    p_fail = o.failure
+                    break
     c_fail = c_dns.get("failure")
     if not isinstance(c_fail, str):
         c_fail = None

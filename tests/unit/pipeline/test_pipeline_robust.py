@@ -264,3 +264,28 @@ def test_an_analysis_bug_gives_a_failure_verdict_and_the_cli_goes_on(
     assert [r["rules"] for r in rows] == [["pipeline.analysis_failed"]] * 3
     assert result.stderr.count("analysis failed: ") == 3
     assert f"{path}:2: KeyError: 'simulated'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "where",
+    [("test_keys",), ("test_keys", "control"), ("test_keys", "control", "dns")],
+)
+def test_a_dict_of_another_class_where_json_has_objects_fails_the_analysis_saying_so(
+    where: tuple[str, ...],
+) -> None:
+    """The analysis reads JSON objects by exact class, as the decoders make them. A dict of
+    another class (built in Python, never decoded) is not silently read as missing: the
+    analysis fails with a TypeError as its reason, and a failure verdict."""
+    from collections import OrderedDict
+
+    lab = Path(__file__).parent / "data" / "lab_iran_websites.jsonl"
+    doc = json.loads(lab.read_bytes().splitlines()[0])
+    assert analyze(RawMeasurement(doc, "u", False, "f"), default_db()).error is None
+    parent = doc
+    for key in where[:-1]:
+        parent = parent[key]
+    assert type(parent[where[-1]]) is dict
+    parent[where[-1]] = OrderedDict(parent[where[-1]])
+    a = analyze(RawMeasurement(doc, "u", False, "f"), default_db())
+    assert a.error is not None and a.error.startswith("TypeError"), a.error
+    assert a.verdict.failure and a.verdict.rules == ["pipeline.analysis_failed"]
