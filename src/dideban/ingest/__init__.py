@@ -11,7 +11,7 @@ in flight and the next run redoes exactly that batch. A measurement seen again (
 e.g. a .json file rewritten) replaces its rows, never duplicates them.
 
 Memory: a plain `.jsonl` is read a block at a time (`readers.jsonl_blocks`), the measurements
-of a batch keeping a copy of their own line. A compressed file is decompressed
+of a batch keeping the blocks of their lines. A compressed file is decompressed
 whole: a gzip member or zstd frame is used only once it is complete and its checksum holds,
 so the largest member sets the memory needed.
 
@@ -126,12 +126,11 @@ def _chunks(path: Path, old: IngestedFile | None, chunk: int) -> Iterator[_Chunk
 
     def runs() -> Iterator[tuple[list[RawMeasurement | ReadError], int, int]]:
         """(what they hold, how many lines, the file offset just past them) of the runs of
-        at most `chunk` whole lines, each read before the next: a plain file's buffer is
-        reused (the measurements keep a copy of their line), a compressed file's is not."""
+        at most `chunk` whole lines, each read before the next."""
         line = lines_done + 1
         for buf, start, stop, base in regions:
             for a, b, n in _groups(buf, start, stop, chunk):
-                yield list(iter_lines(buf, p, line, start=a, stop=b - 1, copy=plain)), n, base + b
+                yield list(iter_lines(buf, p, line, start=a, stop=b - 1)), n, base + b
                 line += n
 
     for (items, n, end), last in _with_last(runs()):

@@ -49,6 +49,7 @@ from cpython.float cimport PyFloat_FromDouble
 from cpython.long cimport PyLong_FromLongLong
 from cpython.list cimport PyList_Append
 from cpython.unicode cimport PyUnicode_DecodeUTF8
+from cpython.bytearray cimport PyByteArray_FromStringAndSize
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from libc.math cimport HUGE_VAL
 from libc.stdlib cimport free, malloc, realloc
@@ -1149,6 +1150,14 @@ def decode_pruned(data, spec):
         PyBuffer_Release(&view)
         if shared:
             _busy = False
+
+
+def new_buffer(Py_ssize_t size):
+    """A bytearray of `size` bytes, not zeroed: for `readinto` to fill (`bytearray(size)`
+    writes each byte first)."""
+    if size < 0:
+        raise ValueError("negative size")
+    return PyByteArray_FromStringAndSize(NULL, size)
 
 
 def decode_raw(text):

@@ -155,7 +155,6 @@ def iter_lines(
     *,
     start: int = 0,
     stop: int | None = None,
-    copy: bool = False,
 ) -> Generator[RawMeasurement | ReadError, None, int]:
     """Measurements from JSONL bytes; line numbers start at `first_line`.
 
@@ -165,9 +164,9 @@ def iter_lines(
     decoded whole by orjson, then by the standard parser (which is lenient where orjson is
     strict), and these decide what is read and what error is reported.
 
-    `start`, `stop`: read data[start:stop] only (start at the beginning of a line). `copy`:
-    each measurement keeps a copy of its line (for a buffer that is reused), not a view of
-    `data`. Returns the number the next line would have."""
+    `start`, `stop`: read data[start:stop] only (start at the beginning of a line). Each
+    measurement read pruned keeps a view of its line in `data` (which must not change while
+    it lives). Returns the number the next line would have."""
     view = memoryview(data)
     find = data.find
     size = len(data) if stop is None else stop
@@ -188,9 +187,7 @@ def iter_lines(
                 if uid.__class__ is str and uid:
                     # RawMeasurement(pruned, uid, False, path, n, text=...), its slots written
                     # in the order of __slots__.
-                    yield _new_raw(
-                        None, bytes(text) if copy else text, None, n, path, uid, False, pruned
-                    )
+                    yield _new_raw(None, text, None, n, path, uid, False, pruned)
                     pos, n = end + 1, n + 1
                     continue
             try:
@@ -214,9 +211,11 @@ def iter_lines(
 
 # Plain JSONL is read in blocks of this size: memory stays flat whatever the file's size, and
 # the blocks' pages are reused (reading a whole 1 GB file into fresh memory costs more time in
-# the kernel, faulting its pages in, than parsing it). A block this small stays in the CPU's
-# cache between the copy from the kernel and the parse (0.3 us a measurement less than with
-# 8 MB blocks); a longer line grows the buffer.
+# the kernel, faulting its pages in, than parsing it): each block is a buffer of its own, freed
+# with the last measurement that holds a view of it, and the allocator hands its memory to a
+# block after the next. A block this small stays in the CPU's cache between the copy from the
+# kernel and the parse (0.3 us a measurement less than with 8 MB blocks); a longer line grows
+# the buffer.
 BLOCK_SIZE = 256 << 10
 
 
@@ -224,11 +223,12 @@ def jsonl_blocks(
     path: Path, offset: int = 0, size: int | None = None
 ) -> Iterator[tuple[bytearray, int, int, bool]]:
     """A plain JSONL file's bytes from `offset` (`size` of them, else to its end), a block at
-    a time into ONE reused buffer (keep nothing that points into it): (buf, stop, base,
-    whole) with buf[:stop] read from the file at offset `base`. With `whole`, buf[:stop] is
-    whole lines, the last newline included; the partial line after it starts the next block.
-    Last, where the bytes do not end with a newline, the line left over (`whole` False)."""
-    buf = bytearray(BLOCK_SIZE)
+    a time, each in a buffer of its own that is never written again once yielded (views of
+    it stay valid): (buf, stop, base, whole) with buf[:stop] read from the file at offset
+    `base`. With `whole`, buf[:stop] is whole lines, the last newline included; the partial
+    line after it starts the next block. Last, where the bytes do not end with a newline,
+    the line left over (`whole` False)."""
+    buf = _native.new_buffer(BLOCK_SIZE)
     view = memoryview(buf)
     filled = 0  # bytes in buf: the partial line left from the block before, then what is read
     base = offset
@@ -254,19 +254,23 @@ def jsonl_blocks(
             if cut == 0:
                 continue
             yield buf, cut, base, True
+            # The next block in a buffer of its own, starting with the partial line.
             rest = filled - cut
-            buf[:rest] = buf[cut:filled]
+            new = _native.new_buffer(len(buf))
+            new[:rest] = view[cut:filled]
+            view.release()
+            buf, view = new, memoryview(new)
             filled = rest
             base += cut
 
 
 def _read_jsonl_blocks(path: Path, p: str) -> Iterator[RawMeasurement | ReadError]:
-    """`iter_lines` over a plain JSONL file, block by block (`jsonl_blocks`); the measurements
-    keep a copy of their own line, not a view of the reused buffer."""
+    """`iter_lines` over a plain JSONL file, block by block (`jsonl_blocks`); each
+    measurement keeps a view of its line in its block."""
     line = 1
     for buf, stop, _base, whole in jsonl_blocks(path):
         # (Without its newline: buf[stop - 1] is one when the block is whole lines.)
-        line = yield from iter_lines(buf, p, line, stop=stop - 1 if whole else stop, copy=True)
+        line = yield from iter_lines(buf, p, line, stop=stop - 1 if whole else stop)
 
 
 def read_file(path: Path) -> Iterator[RawMeasurement | ReadError]:

@@ -390,6 +390,36 @@ def test_jsonl_read_in_blocks_is_read_as_a_whole(
     assert [w[1] for w in whole if isinstance(w, tuple)] == [2, 5, 6, 7]
 
 
+@pytest.mark.parametrize("block", [64, 1000, 1 << 20])
+def test_measurements_read_in_blocks_keep_their_lines_after_the_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int
+) -> None:
+    """Each block is a buffer of its own (never reused): measurements kept after the whole
+    file was read still hold their own lines, and decode them whole later."""
+    import dideban.pipeline.readers as readers
+
+    docs = [
+        {"test_name": "t", "measurement_uid": f"u{k}", "test_keys": {"x": "y" * (k * 37)}}
+        for k in range(40)
+    ]
+    path = tmp_path / "m.jsonl"
+    path.write_bytes(b"\n".join(orjson.dumps(d) for d in docs) + b"\n")
+    monkeypatch.setattr(readers, "BLOCK_SIZE", block)
+    kept = [x for x in readers.read_file(path) if isinstance(x, RawMeasurement)]
+    assert all(x._text is not None for x in kept)  # read pruned, the whole not decoded yet
+    assert [x.doc for x in kept] == docs
+    assert [x.line for x in kept] == list(range(1, 41))
+
+
+def test_new_buffer_is_a_bytearray_of_the_size_asked() -> None:
+    buf = _native.new_buffer(4096)
+    assert type(buf) is bytearray and len(buf) == 4096
+    buf[:3] = b"abc"
+    assert buf[:3] == b"abc" and len(_native.new_buffer(0)) == 0
+    with pytest.raises(ValueError):
+        _native.new_buffer(-1)
+
+
 _RECORD_DOCS = [
     item.doc
     for item in read_paths([LAB])
