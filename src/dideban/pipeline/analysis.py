@@ -269,7 +269,7 @@ def _header_names(headers: Any) -> tuple[str, ...] | dict[str, Any]:
 
 
 def _uncommon(names: Iterable[Any]) -> set[str]:
-    return {n.lower() for n in names if isinstance(n, str)} - _COMMON_HEADERS
+    return {_lower(n) for n in names if isinstance(n, str)} - _COMMON_HEADERS
 
 
 def _same_page(final: HttpExchange, ctrl: dict[str, Any]) -> bool:
