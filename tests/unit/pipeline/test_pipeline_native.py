@@ -482,10 +482,10 @@ def test_controls_of_any_shape_are_analysed_alike_pruned_or_whole(
     _assert_pruned_reads_as_whole(doc)
 
 
-def test_control_sections_read_on_failure_are_kept_as_text_and_decoded_there() -> None:
-    """The control's TCP results, kept as text by the pruned decode, decide a TCP failure as
-    in the whole document; a control with none of the sections read counts as none."""
-    doc = {
+def _a_example(tcp_failure: str | None, **test_keys: Any) -> dict[str, Any]:
+    """A web_connectivity measurement of http://a.example/: resolved to 198.18.0.9, whose
+    port 80 it connected to (or failed to), with these test keys besides."""
+    return {
         "measurement_uid": "u",
         "test_name": "web_connectivity",
         "input": "http://a.example/",
@@ -493,16 +493,23 @@ def test_control_sections_read_on_failure_are_kept_as_text_and_decoded_there() -
             "queries": [
                 {"hostname": "a.example", "answers": [{"answer_type": "A", "ipv4": "198.18.0.9"}]}
             ],
-            "tcp_connect": [
-                {"ip": "198.18.0.9", "port": 80, "status": {"failure": "connection_refused"}}
-            ],
-            "control": {
-                "dns": {"failure": None, "addrs": ["198.18.0.9"]},
-                "tcp_connect": {"198.18.0.9:80": {"status": True, "failure": None}},
-                "http_request": {"failure": "connection_refused"},
-            },
+            "tcp_connect": [{"ip": "198.18.0.9", "port": 80, "status": {"failure": tcp_failure}}],
+            **test_keys,
         },
     }
+
+
+def test_control_sections_read_on_failure_are_kept_as_text_and_decoded_there() -> None:
+    """The control's TCP results, kept as text by the pruned decode, decide a TCP failure as
+    in the whole document; a control with none of the sections read counts as none."""
+    doc = _a_example(
+        "connection_refused",
+        control={
+            "dns": {"failure": None, "addrs": ["198.18.0.9"]},
+            "tcp_connect": {"198.18.0.9:80": {"status": True, "failure": None}},
+            "http_request": {"failure": "connection_refused"},
+        },
+    )
     (pruned,) = iter_lines(orjson.dumps(doc), "f")
     assert isinstance(pruned, RawMeasurement)
     assert type(pruned.view["test_keys"]["control"]["tcp_connect"]) is bytes  # text, for now
@@ -541,37 +548,21 @@ def test_control_header_names_decide_the_page_as_in_the_whole_document(
     """The control's response headers are kept as their text and only their names decoded
     (the KEYS spec): where the status codes agree, and neither the body lengths nor the
     titles match, the uncommon header names decide, as in the whole document."""
-    doc = {
-        "measurement_uid": "u",
-        "test_name": "web_connectivity",
-        "input": "http://a.example/",
-        "test_keys": {
-            "queries": [
-                {"hostname": "a.example", "answers": [{"answer_type": "A", "ipv4": "198.18.0.9"}]}
-            ],
-            "tcp_connect": [{"ip": "198.18.0.9", "port": 80, "status": {"failure": None}}],
-            "requests": [
-                {
-                    "request": {"url": "http://a.example/"},
-                    "response": {
-                        "code": 200,
-                        "body": "x" * 10,
-                        "headers_list": [["Date", "d"], [probe_header, "v"]],
-                    },
-                }
-            ],
-            "control": {
-                "dns": {"failure": None, "addrs": ["198.18.0.9"]},
-                "http_request": {
-                    "status_code": 200,
-                    "body_length": 5000,
-                    "title": "",
-                    "headers": control_headers,
-                    "failure": None,
-                },
+    response = {"code": 200, "body": "x" * 10, "headers_list": [["Date", "d"], [probe_header, "v"]]}
+    doc = _a_example(
+        None,
+        requests=[{"request": {"url": "http://a.example/"}, "response": response}],
+        control={
+            "dns": {"failure": None, "addrs": ["198.18.0.9"]},
+            "http_request": {
+                "status_code": 200,
+                "body_length": 5000,
+                "title": "",
+                "headers": control_headers,
+                "failure": None,
             },
         },
-    }
+    )
     text = orjson.dumps(doc).replace(b"\\\\u", b"\\u")  # the names' escapes as such
     (pruned,) = iter_lines(text, "f")
     assert isinstance(pruned, RawMeasurement) and pruned._text is not None
