@@ -163,6 +163,25 @@ cdef inline Py_ssize_t _plain_run(const unsigned char *s, Py_ssize_t j, Py_ssize
     return j
 
 
+cdef inline Py_ssize_t _plain_key_end(const unsigned char *s, Py_ssize_t j, Py_ssize_t n) noexcept nogil:
+    """The index of the closing quote of a string that starts at j (just after its opening
+    quote) when it is at most 15 plain ASCII bytes (no escape, control or non-ASCII byte) and
+    16 bytes of text follow j; else -1."""
+    cdef uint64_t w, special
+    if j + 16 > n:
+        return -1
+    memcpy(&w, s + j, 8)
+    special = _special(w)
+    if special == 0:
+        memcpy(&w, s + j + 8, 8)
+        special = _special(w)
+        if special == 0:
+            return -1
+        j += 8
+    j += __builtin_ctzll(special) >> 3
+    return j if s[j] == 34 else -1
+
+
 cdef inline Py_ssize_t _skip_string(const unsigned char *s, Py_ssize_t j, Py_ssize_t n) noexcept nogil:
     """From just after a string's opening quote to just after its closing one, checking it
     (escapes, no control characters, UTF-8); -1 if it is not valid. Lone surrogates in
@@ -962,16 +981,30 @@ cdef class _Parser:
         self.i = j
         return 0
 
+    cdef int key_in(self, _Node node) except -2:
+        """The index in `node` of the key at self.i (-1: not one of its keys), self.i moved
+        past it: any key (`obj` finds plain short ones itself)."""
+        cdef bint escaped, high
+        cdef Py_ssize_t end = self.scan_string(&escaped, &high)
+        cdef Py_ssize_t start = self.i + 1
+        cdef bytes kb
+        if escaped:
+            # Rare: compare the key's UTF-8 once unescaped.
+            kb = self.string().encode("utf-8")
+            return node.find(<const unsigned char *><const char *>kb, len(kb))
+        if high:
+            PyUnicode_DecodeUTF8(<const char *>self.s + start, end - start, "strict")
+        self.i = end + 1
+        return node.find(self.s + start, end - start)
+
     cdef object obj(self, _Node node, int depth):
         """The object at self.i; with a node, only the node's keys are kept (in a dict, or
         for a record node in a tuple, None for a key that is not there)."""
         cdef object out
         cdef int c
-        cdef Py_ssize_t end, start
-        cdef bint escaped, high
+        cdef Py_ssize_t end
         cdef int k
         cdef object key, v
-        cdef bytes kb
         cdef PyObject *old
         if depth > MAX_DEPTH:
             raise Unsupported("nested too deep")
@@ -994,19 +1027,12 @@ cdef class _Parser:
                 self.colon()
                 PyDict_SetItem(out, key, self.value(None, depth))
             else:
-                end = self.scan_string(&escaped, &high)
-                start = self.i + 1
-                if escaped:
-                    # Rare: compare the key's UTF-8 once unescaped.
-                    key = self.string()
-                    kb = key.encode("utf-8")
-                    k = node.find(<const unsigned char *><const char *>kb, len(kb))
-                else:
-                    if high:
-                        PyUnicode_DecodeUTF8(<const char *>self.s + start, end - start,
-                                             "strict")
-                    k = node.find(self.s + start, end - start)
+                end = _plain_key_end(self.s, self.i + 1, self.n)
+                if end >= 0:  # most keys: plain ASCII, found from one or two words
+                    k = node.find(self.s + self.i + 1, end - self.i - 1)
                     self.i = end + 1
+                else:
+                    k = self.key_in(node)
                 self.colon()
                 if k < 0:
                     self.skip(depth)

@@ -108,6 +108,25 @@ def test_decode_pruned_is_orjson_minus_the_pruned_keys(
     assert _native.decode_pruned(memoryview(b"  " + text + b"\n")[2:], spec) == prune(whole, spec)
 
 
+@pytest.mark.parametrize("size", [0, 1, 7, 8, 9, 15, 16, 17, 24])
+@pytest.mark.parametrize("kind", ["plain", "escaped", "non-ascii"])
+def test_keys_of_every_length_and_kind_are_found_in_a_pruned_object(size: int, kind: str) -> None:
+    """Keys are matched against the spec's names whatever their length (plain short ones are
+    found from one or two 8-byte words), escaped or not, ASCII or not, near the end of the
+    text or not; a control character in a key is refused."""
+    name = ("é" if kind == "non-ascii" else "k") * max(size - 1, 0) + ("x" if size else "")
+    text = f'{{"{name}": 1, "other": {{"{name}": [2]}}, "{name}z": 3}}'
+    if kind == "escaped" and size:
+        escaped = "\\u" + format(ord(name[0]), "04x") + name[1:]
+        text = text.replace('"' + name, '"' + escaped, 1)
+    spec = {name: None, "other": {name: None}}
+    for data in (text.encode(), text.encode() + b" " * 40):
+        assert _native.decode_pruned(data, spec) == {name: 1, "other": {name: [2]}}
+        assert _native.decode_pruned(data, {name + "z": None}) == {name + "z": 3}
+    with pytest.raises(ValueError):
+        _native.decode_pruned(f'{{"{name}\x01": 1}}'.encode(), spec)
+
+
 @settings(max_examples=500)
 @given(json_values, st.data())
 def test_decode_pruned_refuses_what_orjson_refuses(value: Any, data: st.DataObject) -> None:
