@@ -163,10 +163,11 @@ cdef inline Py_ssize_t _plain_run(const unsigned char *s, Py_ssize_t j, Py_ssize
     return j
 
 
-cdef inline Py_ssize_t _plain_key_end(const unsigned char *s, Py_ssize_t j, Py_ssize_t n) noexcept nogil:
+cdef inline Py_ssize_t _short_plain_end(const unsigned char *s, Py_ssize_t j, Py_ssize_t n) noexcept nogil:
     """The index of the closing quote of a string that starts at j (just after its opening
     quote) when it is at most 15 plain ASCII bytes (no escape, control or non-ASCII byte) and
-    16 bytes of text follow j; else -1."""
+    16 bytes of text follow j; else -1. Most keys and short values are such strings: found
+    from one or two 8-byte words, without the general scan's loop (or call)."""
     cdef uint64_t w, special
     if j + 16 > n:
         return -1
@@ -480,11 +481,16 @@ cdef inline bint _exact_decimal(const unsigned char *s, Py_ssize_t size, double 
 
 cdef inline Py_ssize_t _skip_key(const unsigned char *s, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
     """Past `"key" :` at i (and the whitespace after the colon's), or -1."""
+    cdef Py_ssize_t end
     if i >= n or s[i] != 34:
         return -1
-    i = _skip_string(s, i + 1, n)
-    if i < 0:
-        return -1
+    end = _short_plain_end(s, i + 1, n)
+    if end >= 0:
+        i = end + 1
+    else:
+        i = _skip_string(s, i + 1, n)
+        if i < 0:
+            return -1
     i = _skip_ws(s, i, n)
     if i >= n or s[i] != 58:
         return -1
@@ -946,7 +952,7 @@ cdef class _Parser:
     cdef object value(self, object spec, int depth):
         """The value at self.i (after whitespace), pruned by `spec`."""
         cdef int c = self.peek()
-        cdef Py_ssize_t start
+        cdef Py_ssize_t start, end
         if spec is _TEXT:
             start = self.i
             self.skip(depth)
@@ -954,6 +960,11 @@ cdef class _Parser:
         if c == 34:
             if spec is _UTF8:
                 return self.utf8()
+            end = _short_plain_end(self.s, self.i + 1, self.n)
+            if end >= 0:  # most strings: short and plain ASCII (see `obj`)
+                start = self.i + 1
+                self.i = end + 1
+                return self.short_ascii(start, end - start)
             return self.string()
         if c == 123:
             if spec is _NAMES:
@@ -1027,7 +1038,7 @@ cdef class _Parser:
                 self.colon()
                 PyDict_SetItem(out, key, self.value(None, depth))
             else:
-                end = _plain_key_end(self.s, self.i + 1, self.n)
+                end = _short_plain_end(self.s, self.i + 1, self.n)
                 if end >= 0:  # most keys: plain ASCII, found from one or two words
                     k = node.find(self.s + self.i + 1, end - self.i - 1)
                     self.i = end + 1

@@ -111,20 +111,23 @@ def test_decode_pruned_is_orjson_minus_the_pruned_keys(
 @pytest.mark.parametrize("size", [0, 1, 7, 8, 9, 15, 16, 17, 24])
 @pytest.mark.parametrize("kind", ["plain", "escaped", "non-ascii"])
 def test_keys_of_every_length_and_kind_are_found_in_a_pruned_object(size: int, kind: str) -> None:
-    """Keys are matched against the spec's names whatever their length (plain short ones are
-    found from one or two 8-byte words), escaped or not, ASCII or not, near the end of the
-    text or not; a control character in a key is refused."""
+    """Keys are matched against the spec's names, and string values decoded, whatever their
+    length (short plain ones are found from one or two 8-byte words), escaped or not, ASCII
+    or not, near the end of the text or not; a control character in either is refused."""
     name = ("é" if kind == "non-ascii" else "k") * max(size - 1, 0) + ("x" if size else "")
-    text = f'{{"{name}": 1, "other": {{"{name}": [2]}}, "{name}z": 3}}'
+    text = f'{{"{name}": 1, "other": {{"{name}": [2, "{name}"]}}, "{name}z": "{name}"}}'
     if kind == "escaped" and size:
         escaped = "\\u" + format(ord(name[0]), "04x") + name[1:]
-        text = text.replace('"' + name, '"' + escaped, 1)
+        text = text.replace('"' + name, '"' + escaped)
     spec = {name: None, "other": {name: None}}
     for data in (text.encode(), text.encode() + b" " * 40):
-        assert _native.decode_pruned(data, spec) == {name: 1, "other": {name: [2]}}
-        assert _native.decode_pruned(data, {name + "z": None}) == {name + "z": 3}
+        assert _native.decode_pruned(data, spec) == {name: 1, "other": {name: [2, name]}}
+        assert _native.decode_pruned(data, {name + "z": None}) == {name + "z": name}
+        assert _native.decode_pruned(data, None) == orjson.loads(data)
     with pytest.raises(ValueError):
         _native.decode_pruned(f'{{"{name}\x01": 1}}'.encode(), spec)
+    with pytest.raises(ValueError):
+        _native.decode_pruned(f'{{"{name}": "{name}\x01"}}'.encode(), spec)
 
 
 @settings(max_examples=500)
