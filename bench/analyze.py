@@ -8,6 +8,9 @@ file, each copy with its own measurement_uid, report_id and measurement_start_ti
 in the same run, so the figures are per core; the ratio is what counts (the machine is shared).
 Rates are measurements per CPU second of the process (time.process_time: other load on a
 shared machine does not count against either side); wall-clock rates are printed beside.
+The two sides run in turns, `--rounds` times each (dideban, oonidata, dideban, ...), and the
+ratio is that of their median rates: the speed of a shared machine drifts by 10-20% over
+minutes, and one run of each side would put that drift into the ratio.
 
 The baseline is oonidata's `from_dict` on each line, decoded with orjson (what oonidata's own
 dataclient uses to read measurements; the stdlib `json.loads` rate is printed too, it is
@@ -17,7 +20,7 @@ with the time spent on them; our side reads and analyses all of them.
 oonidata runs in an isolated venv, ~/.cache/dideban/oonidata-venv (created on first use with
 `python -m venv` + `pip install oonidata==0.3.0`), never in the main environment.
 
-    python bench/analyze.py [--n 100000]
+    python bench/analyze.py [--n 100000] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import argparse
 import datetime as dt
 import gc
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -159,41 +163,54 @@ def run_oonidata(py: Path, path: Path, loader: str) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=100_000, help="measurements in the corpus")
+    ap.add_argument("--rounds", type=int, default=3, help="runs of each side, in turns")
     args = ap.parse_args()
+    if args.rounds < 1:
+        ap.error("--rounds must be at least 1")
     py = ensure_venv()
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "corpus.jsonl"
         n, distinct = build(path, args.n)
         size = path.stat().st_size
         print(f"corpus: {n} measurements ({distinct} distinct), {size / 1e6:.0f} MB JSONL")
-        done, obs, secs, cpu = run_dideban(path)
-        print(
-            f"dideban read+observations+verdict: {done} in {secs:.1f} s wall, {cpu:.1f} s CPU"
-            f" = {done / cpu:,.0f} msm/s per core (CPU), {done / secs:,.0f} wall"
-            f" ({obs} observations)"
-        )
-        read_n, read_cpu = run_read_only(path)
-        print(
-            f"  per measurement: {cpu / done * 1e6:.1f} us, of which reading (file, lines,"
-            f" pruned decode) {read_cpu / read_n * 1e6:.1f} us, observations and verdict"
-            f" {(cpu / done - read_cpu / read_n) * 1e6:.1f} us (reading timed on its own)"
-        )
-        base: dict[str, float] = {}
-        for loader in ("orjson", "json"):
-            o = run_oonidata(py, path, loader)
-            total = o["ok"] + o["failed"]
-            base[loader] = total / o["cpu_seconds"]
+        ours: list[float] = []
+        base: list[float] = []
+        for r in range(1, args.rounds + 1):
+            done, obs, secs, cpu = run_dideban(path)
+            ours.append(done / cpu)
             print(
-                f"oonidata 0.3.0 parse only ({loader}.loads): {o['ok']} ok, {o['failed']} failed"
-                f" ({o['failed_seconds']:.1f} s of it in failed parses, counted), in"
-                f" {o['seconds']:.1f} s wall, {o['cpu_seconds']:.1f} s CPU"
-                f" = {base[loader]:,.0f} msm/s per core (CPU), {total / o['seconds']:,.0f} wall"
+                f"round {r}: dideban read+observations+verdict: {done} in {secs:.1f} s wall,"
+                f" {cpu:.1f} s CPU = {done / cpu:,.0f} msm/s per core (CPU),"
+                f" {done / secs:,.0f} wall ({obs} observations)"
             )
-        ours = done / cpu
+            o = run_oonidata(py, path, "orjson")
+            total = o["ok"] + o["failed"]
+            base.append(total / o["cpu_seconds"])
+            print(
+                f"round {r}: oonidata 0.3.0 parse only (orjson.loads): {o['ok']} ok,"
+                f" {o['failed']} failed ({o['failed_seconds']:.1f} s of it in failed parses,"
+                f" counted), in {o['seconds']:.1f} s wall, {o['cpu_seconds']:.1f} s CPU"
+                f" = {base[-1]:,.0f} msm/s per core (CPU), {total / o['seconds']:,.0f} wall"
+            )
+        read_n, read_cpu = run_read_only(path)
+        ours_median = statistics.median(ours)
+        us = 1e6 / ours_median
         print(
-            f"ratio dideban / oonidata parse, per core (CPU time): {ours / base['orjson']:.2f}x"
-            f" against orjson.loads (the baseline; oonidata's own loader), "
-            f"{ours / base['json']:.2f}x against json.loads (goal >= 3x)"
+            f"  per measurement: {us:.1f} us (median round), of which reading (file, lines,"
+            f" pruned decode) {read_cpu / read_n * 1e6:.1f} us, observations and verdict"
+            f" {us - read_cpu / read_n * 1e6:.1f} us (reading timed on its own)"
+        )
+        o = run_oonidata(py, path, "json")
+        slow = (o["ok"] + o["failed"]) / o["cpu_seconds"]
+        print(f"oonidata 0.3.0 parse only (json.loads, once): {slow:,.0f} msm/s per core (CPU)")
+        base_median = statistics.median(base)
+        per_round = ", ".join(f"{a / b:.2f}x" for a, b in zip(ours, base, strict=True))
+        print(
+            f"ratio dideban / oonidata parse, per core (CPU time), medians of {args.rounds}"
+            f" rounds: {ours_median:,.0f} / {base_median:,.0f} msm/s ="
+            f" {ours_median / base_median:.2f}x against orjson.loads (the baseline; oonidata's"
+            f" own loader; per round: {per_round}), {ours_median / slow:.2f}x against"
+            f" json.loads (goal >= 3x)"
         )
 
 
