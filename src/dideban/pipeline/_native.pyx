@@ -507,7 +507,13 @@ cdef Py_ssize_t _skip_value(const unsigned char *s, Py_ssize_t i, Py_ssize_t n, 
     cdef bint is_int
     cdef unsigned char c
     cdef int limit = MAX_DEPTH - depth
+    cdef bint key = False  # a key comes first (just into an object, or after its comma)
     while True:
+        if key:  # (one call of _skip_key, which the compiler then inlines)
+            i = _skip_key(s, _skip_ws(s, i, n), n)
+            if i < 0:
+                return -1
+            key = False
         # A value.
         i = _skip_ws(s, i, n)
         if i >= n:
@@ -524,10 +530,7 @@ cdef Py_ssize_t _skip_value(const unsigned char *s, Py_ssize_t i, Py_ssize_t n, 
                     return -1
                 stack[top] = c
                 top += 1
-                if c == 123:
-                    i = _skip_key(s, i, n)  # the first key
-                    if i < 0:
-                        return -1
+                key = c == 123
                 continue
         elif c == 116:
             if i + 4 > n or memcmp(s + i, b"true", 4) != 0:
@@ -555,10 +558,7 @@ cdef Py_ssize_t _skip_value(const unsigned char *s, Py_ssize_t i, Py_ssize_t n, 
             c = s[i]
             i += 1
             if c == 44:
-                if stack[top - 1] == 123:
-                    i = _skip_key(s, _skip_ws(s, i, n), n)
-                    if i < 0:
-                        return -1
+                key = stack[top - 1] == 123
                 break
             if c == stack[top - 1] + 2:
                 top -= 1
