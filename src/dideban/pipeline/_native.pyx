@@ -1509,6 +1509,22 @@ cdef list _fp_names(list found, list matches, str probe_cc):
     return out
 
 
+# What `extract` uses of a FingerprintDB, read once per database (its bound methods are new
+# objects at each read): (match_dns, dns_exact, match_body, match_header, header_names,
+# header_memo). A database's attributes do not change once it is built.
+cdef object _parts_of = None
+cdef tuple _parts = None
+
+
+cdef tuple _db_parts(fpdb):
+    global _parts_of, _parts
+    if fpdb is not _parts_of:
+        _parts = (fpdb.match_dns, fpdb.dns_exact, fpdb.match_body, fpdb.match_header,
+                  fpdb.header_names, fpdb.header_memo)
+        _parts_of = fpdb
+    return _parts
+
+
 def extract(dict test_keys, str uid, str probe_cc, fpdb):
     cdef list obs = [], matches = [], http = [], dns = [], tcp = [], tls = []
     cdef list names
@@ -1518,8 +1534,7 @@ def extract(dict test_keys, str uid, str probe_cc, fpdb):
 
     queries = _get(test_keys, "queries")
     if type(queries) is list:
-        match_dns = fpdb.match_dns
-        dns_exact = fpdb.dns_exact
+        match_dns, dns_exact = _db_parts(fpdb)[:2]
         for q in <list>queries:
             rec = _record(q, _QUERY)
             if rec is None:
@@ -1592,10 +1607,7 @@ def extract(dict test_keys, str uid, str probe_cc, fpdb):
             tls.append(o)
     requests = _get(test_keys, "requests")
     if type(requests) is list:
-        match_body = fpdb.match_body
-        match_header = fpdb.match_header
-        header_names = fpdb.header_names
-        header_memo = fpdb.header_memo
+        _, _, match_body, match_header, header_names, header_memo = _db_parts(fpdb)
         for r in <list>requests:
             rec = _record(r, _REQUEST)
             if rec is None:

@@ -245,3 +245,35 @@ def test_header_names_are_remembered_as_pages_give_them() -> None:
     ex = extract({"requests": [{"response": {"code": 200, "headers_list": many}}]}, "u", "ZZ", db)
     assert [m.fingerprint.name for m in ex.matches] == ["h.full"]  # found past the memo's end
     assert len(db.header_memo) == 4096
+
+
+def test_each_database_matches_with_its_own_fingerprints_in_turn() -> None:
+    """The extraction reads what it uses of a database once per database: databases used in
+    turn (the default one, one with a user's fingerprints) each match with their own."""
+    from dideban.pipeline.observations import extract
+
+    own = FingerprintDB(
+        [
+            fp("u.body", "body", "contains", "Our own blockpage"),
+            fp("u.dns", "dns", "full", "198.51.100.66"),
+            fp("u.header", "header.server", "full", "OwnCensor/2"),
+        ]
+    )
+    tk = {
+        "queries": [
+            {"hostname": "a.example", "answers": [{"answer_type": "A", "ipv4": "198.51.100.66"}]}
+        ],
+        "requests": [
+            {
+                "response": {
+                    "code": 200,
+                    "body": "<html>Our own blockpage</html>",
+                    "headers_list": [["Server", "OwnCensor/2"]],
+                }
+            }
+        ],
+    }
+    for _ in range(2):
+        for db, expected in ((own, ["u.body", "u.dns", "u.header"]), (default_db(), [])):
+            ex = extract(tk, "u", "ZZ", db)
+            assert sorted(m.fingerprint.name for m in ex.matches) == expected
