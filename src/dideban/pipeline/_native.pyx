@@ -582,6 +582,9 @@ cdef class _Node:
     # (-1: none). Most keys of a measurement are not in the spec: one probe tells.
     cdef signed char head[64]
     cdef signed char next[64]
+    # The first 16 bytes of each name as two words, zero-padded (`find_short`).
+    cdef uint64_t w0[64]
+    cdef uint64_t w1[64]
 
     def __init__(self, pairs, bint record):
         if len(pairs) > 64:
@@ -607,10 +610,33 @@ cdef class _Node:
                 while self.next[h] >= 0:
                     h = self.next[h]
                 self.next[h] = k
+            self.w0[k] = self.w1[k] = 0
+            memcpy(&self.w0[k], <const char *>name, min(len(name), 8))
+            if len(name) > 8:
+                memcpy(&self.w1[k], <const char *>name + 8, min(len(name) - 8, 8))
             self.names.append(name)
             self.keys.append(key)
             self.children.append(_compile(sub))
         self.count = len(self.names)
+
+    cdef inline int find_short(self, const unsigned char *s, Py_ssize_t n) noexcept:
+        """`find` for a key of at most 15 bytes with 16 bytes readable at s: compared as two
+        words, without a loop."""
+        cdef uint64_t a, b
+        cdef int k
+        memcpy(&a, s, 8)
+        memcpy(&b, s + 8, 8)
+        if n < 8:
+            a &= (1ULL << (8 * n)) - 1
+            b = 0
+        else:
+            b &= (1ULL << (8 * (n - 8))) - 1
+        k = self.head[_key_hash(s, n)]
+        while k >= 0:
+            if self.lens[k] == n and self.w0[k] == a and self.w1[k] == b:
+                return k
+            k = self.next[k]
+        return -1
 
     cdef inline int find(self, const unsigned char *s, Py_ssize_t n) noexcept:
         cdef int k = self.head[_key_hash(s, n)]
@@ -1040,7 +1066,7 @@ cdef class _Parser:
             else:
                 end = _short_plain_end(self.s, self.i + 1, self.n)
                 if end >= 0:  # most keys: plain ASCII, found from one or two words
-                    k = node.find(self.s + self.i + 1, end - self.i - 1)
+                    k = node.find_short(self.s + self.i + 1, end - self.i - 1)
                     self.i = end + 1
                 else:
                     k = self.key_in(node)

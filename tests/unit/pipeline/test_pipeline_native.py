@@ -130,6 +130,20 @@ def test_keys_of_every_length_and_kind_are_found_in_a_pruned_object(size: int, k
         _native.decode_pruned(f'{{"{name}": "{name}\x01"}}'.encode(), spec)
 
 
+def test_keys_that_differ_in_one_byte_or_in_length_are_told_apart() -> None:
+    """Short keys are compared with the spec's names as two words: names of one length and
+    with the same first and last bytes (so in one hash bucket) that differ in one byte of
+    either word, or names that differ only in length, are each found as themselves."""
+    names = ["abcdefghijklmno", "abcdefghijkXmno", "abcXefghijklmno", "abcdefgho", "abcdefo", "ao"]
+    text = orjson.dumps({n: i for i, n in enumerate(names)} | {"abcdefghijkYmno": -1})
+    for kept in (names, names[::2], names[1::2]):
+        spec = dict.fromkeys(kept)
+        for data in (text, text + b" " * 40):
+            assert _native.decode_pruned(data, spec) == {n: names.index(n) for n in kept}
+    spec = dict.fromkeys(["abcdefghijkZmno", "abcZefghijklmno", "abcdefgh", "abcdefghijklmnoo"])
+    assert _native.decode_pruned(text + b" " * 40, spec) == {}
+
+
 @settings(max_examples=500)
 @given(json_values, st.data())
 def test_decode_pruned_refuses_what_orjson_refuses(value: Any, data: st.DataObject) -> None:
