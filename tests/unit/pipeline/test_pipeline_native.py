@@ -393,6 +393,21 @@ def test_literal_set_finds_every_occurrence(words: list[str], text: str) -> None
     assert _native.LiteralSet(words).find(data)[0] == hits
 
 
+def test_literal_set_finds_each_word_at_every_offset() -> None:
+    """Every place in a text is covered by the sampled scans (long words' 4-byte grams every
+    5th byte, short words' 2-byte grams every 3rd, run together 15 bytes a turn, then each to
+    the end): a word of each kind is found at every offset, with every length of text after
+    it."""
+    words = ["peyvandha-blockpage", "iframe10", "Denie", "deny", "404"]
+    lits = _native.LiteralSet(words)
+    for k, w in enumerate(words):
+        for offset in range(32):
+            for trail in range(17):
+                text = "." * offset + w + "." * trail
+                hits, _ = lits.find(text)
+                assert hits == [(k, offset, offset + len(w))], (w, offset, trail)
+
+
 @pytest.mark.parametrize("block", [1, 7, 64, 4096])
 def test_jsonl_read_in_blocks_is_read_as_a_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int
