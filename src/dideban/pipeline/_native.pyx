@@ -163,24 +163,25 @@ cdef inline Py_ssize_t _plain_run(const unsigned char *s, Py_ssize_t j, Py_ssize
     return j
 
 
-cdef inline Py_ssize_t _short_plain_end(const unsigned char *s, Py_ssize_t j, Py_ssize_t n) noexcept nogil:
+cdef inline Py_ssize_t _plain_end(
+    const unsigned char *s, Py_ssize_t j, Py_ssize_t n, int words
+) noexcept nogil:
     """The index of the closing quote of a string that starts at j (just after its opening
-    quote) when it is at most 15 plain ASCII bytes (no escape, control or non-ASCII byte) and
-    16 bytes of text follow j; else -1. Most keys and short values are such strings: found
-    from one or two 8-byte words, without the general scan's loop (or call)."""
+    quote) when it is shorter than `words` 8-byte words of plain ASCII (no escape, control or
+    non-ASCII byte) and that many words of text follow j; else -1. Most keys (2 words) and
+    short values (4 words) are such strings: found without the general scan's loop (or
+    call)."""
     cdef uint64_t w, special
-    if j + 16 > n:
+    cdef int k
+    if j + 8 * words > n:
         return -1
-    memcpy(&w, s + j, 8)
-    special = _special(w)
-    if special == 0:
-        memcpy(&w, s + j + 8, 8)
+    for k in range(words):
+        memcpy(&w, s + j + 8 * k, 8)
         special = _special(w)
-        if special == 0:
-            return -1
-        j += 8
-    j += __builtin_ctzll(special) >> 3
-    return j if s[j] == 34 else -1
+        if special:
+            j += 8 * k + (__builtin_ctzll(special) >> 3)
+            return j if s[j] == 34 else -1
+    return -1
 
 
 cdef inline Py_ssize_t _skip_string(const unsigned char *s, Py_ssize_t j, Py_ssize_t n) noexcept nogil:
@@ -484,7 +485,7 @@ cdef inline Py_ssize_t _skip_key(const unsigned char *s, Py_ssize_t i, Py_ssize_
     cdef Py_ssize_t end
     if i >= n or s[i] != 34:
         return -1
-    end = _short_plain_end(s, i + 1, n)
+    end = _plain_end(s, i + 1, n, 2)
     if end >= 0:
         i = end + 1
     else:
@@ -986,8 +987,8 @@ cdef class _Parser:
         if c == 34:
             if spec is _UTF8:
                 return self.utf8()
-            end = _short_plain_end(self.s, self.i + 1, self.n)
-            if end >= 0:  # most strings: short and plain ASCII (see `obj`)
+            end = _plain_end(self.s, self.i + 1, self.n, 4)
+            if end >= 0:  # most strings: short and plain ASCII
                 start = self.i + 1
                 self.i = end + 1
                 return self.short_ascii(start, end - start)
@@ -1064,7 +1065,7 @@ cdef class _Parser:
                 self.colon()
                 PyDict_SetItem(out, key, self.value(None, depth))
             else:
-                end = _short_plain_end(self.s, self.i + 1, self.n)
+                end = _plain_end(self.s, self.i + 1, self.n, 2)
                 if end >= 0:  # most keys: plain ASCII, found from one or two words
                     k = node.find_short(self.s + self.i + 1, end - self.i - 1)
                     self.i = end + 1

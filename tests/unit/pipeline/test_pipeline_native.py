@@ -108,12 +108,13 @@ def test_decode_pruned_is_orjson_minus_the_pruned_keys(
     assert _native.decode_pruned(memoryview(b"  " + text + b"\n")[2:], spec) == prune(whole, spec)
 
 
-@pytest.mark.parametrize("size", [0, 1, 7, 8, 9, 15, 16, 17, 24])
+@pytest.mark.parametrize("size", [0, 1, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33])
 @pytest.mark.parametrize("kind", ["plain", "escaped", "non-ascii"])
 def test_keys_of_every_length_and_kind_are_found_in_a_pruned_object(size: int, kind: str) -> None:
     """Keys are matched against the spec's names, and string values decoded, whatever their
-    length (short plain ones are found from one or two 8-byte words), escaped or not, ASCII
-    or not, near the end of the text or not; a control character in either is refused."""
+    length (short plain ones are found from two 8-byte words, values from four), escaped or
+    not, ASCII or not, near the end of the text or not; a control character in either is
+    refused."""
     name = ("é" if kind == "non-ascii" else "k") * max(size - 1, 0) + ("x" if size else "")
     text = f'{{"{name}": 1, "other": {{"{name}": [2, "{name}"]}}, "{name}z": "{name}"}}'
     if kind == "escaped" and size:
