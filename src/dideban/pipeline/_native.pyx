@@ -1538,18 +1538,20 @@ cdef list _fp_names(list found, list matches, str probe_cc):
 
 # What `extract` uses of a FingerprintDB, read once per database (its bound methods are new
 # objects at each read): (match_dns, dns_exact, match_body, match_header, header_names,
-# header_memo). A database's attributes do not change once it is built.
-cdef object _parts_of = None
-cdef tuple _parts = None
+# header_memo). A database's attributes do not change once it is built. The cache is one
+# (database, parts) pair, read and replaced whole.
+cdef tuple _db_cache = (None, None)
 
 
 cdef tuple _db_parts(fpdb):
-    global _parts_of, _parts
-    if fpdb is not _parts_of:
-        _parts = (fpdb.match_dns, fpdb.dns_exact, fpdb.match_body, fpdb.match_header,
-                  fpdb.header_names, fpdb.header_memo)
-        _parts_of = fpdb
-    return _parts
+    global _db_cache
+    cdef tuple cached = _db_cache
+    if cached[0] is fpdb:
+        return <tuple>cached[1]
+    parts = (fpdb.match_dns, fpdb.dns_exact, fpdb.match_body, fpdb.match_header,
+             fpdb.header_names, fpdb.header_memo)
+    _db_cache = (fpdb, parts)
+    return parts
 
 
 def extract(dict test_keys, str uid, str probe_cc, fpdb):

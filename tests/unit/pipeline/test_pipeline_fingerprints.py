@@ -249,7 +249,8 @@ def test_header_names_are_remembered_as_pages_give_them() -> None:
 
 def test_each_database_matches_with_its_own_fingerprints_in_turn() -> None:
     """The extraction reads what it uses of a database once per database: databases used in
-    turn (the default one, one with a user's fingerprints) each match with their own."""
+    turn (the default one, one with a user's fingerprints) each match with their own, from
+    one thread or several."""
     from dideban.pipeline.observations import extract
 
     own = FingerprintDB(
@@ -273,7 +274,18 @@ def test_each_database_matches_with_its_own_fingerprints_in_turn() -> None:
             }
         ],
     }
-    for _ in range(2):
-        for db, expected in ((own, ["u.body", "u.dns", "u.header"]), (default_db(), [])):
-            ex = extract(tk, "u", "ZZ", db)
-            assert sorted(m.fingerprint.name for m in ex.matches) == expected
+    cases = ((own, ["u.body", "u.dns", "u.header"]), (default_db(), []))
+
+    def run(turns: int) -> None:
+        for _ in range(turns):
+            for db, expected in cases:
+                ex = extract(tk, "u", "ZZ", db)
+                assert sorted(m.fingerprint.name for m in ex.matches) == expected
+
+    run(2)
+    # And from threads at once, each switching databases.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(4) as pool:
+        for done in [pool.submit(run, 200) for _ in range(4)]:
+            done.result()
