@@ -5,10 +5,10 @@ cimport cython
 # the compiled module they are called as C functions, without a lookup in the module's globals
 # and a Python call (-1.7% of instructions a measurement). No types are declared, so the code
 # keeps Python's semantics; except in `_wc_facts`, whose dicts and sets are typed (each holds
-# its exact class, as JSON decodes it: a subclass would raise TypeError there). Python code still calls them by name as before; but a test that
-# replaces one of them in the module no longer changes what the analysis calls (patch the
-# functions that are not listed here, as _web_connectivity). Helpers with a closure or a
-# generator expression cannot be cpdef.
+# its exact class, as JSON decodes it: a subclass would raise TypeError there). Python code
+# still calls them by name as before; but a test that replaces one of them in the module no
+# longer changes what the analysis calls (patch the functions that are not listed here, as
+# _web_connectivity). Helpers with a closure or a generator expression cannot be cpdef.
 
 cpdef layer_scores(layer, probe_failure, control_ok)
 cpdef _remember(table, key, fn)
