@@ -11,8 +11,8 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "dideban"
 
 # Modules compiled at install time (setup.py) are built in the source tree by
 # `pip install -e .`, beside their source (`x.pyx` or `x.py`, with its declarations in `x.pxd`
-# if any -> `x.cpython-*.so`). Such a build
-# shadows the source: once the source is edited, tests would run the old build without a word.
+# if any -> `x.cpython-*.so`). Such a build shadows the source: once the source is edited,
+# tests would run the old build without a word.
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
