@@ -394,6 +394,29 @@ def test_literal_set_finds_every_occurrence(words: list[str], text: str) -> None
     assert _native.LiteralSet(words).find(data)[0] == hits
 
 
+@settings(max_examples=300)
+@given(
+    st.lists(st.binary(min_size=4, max_size=40), min_size=1, max_size=6),
+    st.sampled_from([(4, 5), (2, 3)]),
+)
+def test_literal_set_anchors_each_word_on_its_rarest_run_of_grams(
+    words: list[bytes], shape: tuple[int, int]
+) -> None:
+    """`_window` (the run of grams a word is sampled by) is the first run whose grams are
+    held by the fewest words in all, as the sum over every run would say."""
+    size, stride = shape
+    common = _native._commonness(words, size)
+    for w in words:
+        runs = len(w) - size - stride + 2
+        if runs < 1:
+            with pytest.raises(ValueError):
+                _native._window(w, size, stride, common)
+            continue
+        sums = [sum(common[w[o + d : o + d + size]] for d in range(stride)) for o in range(runs)]
+        first = sums.index(min(sums))
+        assert _native._window(w, size, stride, common) == range(first, first + stride)
+
+
 def test_literal_set_finds_each_word_at_every_offset() -> None:
     """Every place in a text is covered by the sampled scans (long words' 4-byte grams every
     5th byte, short words' 2-byte grams every 3rd, run together 15 bytes a turn, then each to
