@@ -88,7 +88,7 @@ _IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 
 
 def _is_ip(text: Any) -> bool:
-    if text.__class__ is str and _IPV4.fullmatch(text) is not None:
+    if type(text) is str and _IPV4.fullmatch(text) is not None:
         return True
     try:
         ipaddress.ip_address(text)
@@ -153,12 +153,12 @@ def _any_bogon(addrs: set[str]) -> bool:
 
 def _addresses(values: list[Any]) -> set[str]:
     """The strings of `values` that are IP addresses (each string checked once)."""
-    return {a for a in values if a.__class__ is str and _is_ip_text(a)}
+    return {a for a in values if type(a) is str and _is_ip_text(a)}
 
 
 def _is_number(v: Any) -> TypeGuard[int | float]:
     """A JSON number (not a bool)."""
-    return v.__class__ is int or v.__class__ is float
+    return type(v) is int or type(v) is float
 
 
 def _scalar(v: Any) -> Any:
@@ -174,7 +174,7 @@ _LAB_OK = ipaddress.ip_network("198.18.0.0/15")
 def _d(v: Any) -> dict[str, Any]:
     """`v` if it is an object, else an empty dict. A value the pruned decode kept as its JSON
     text (`fields.RAW`; JSON itself has no bytes) is decoded first, as the whole document's."""
-    if v.__class__ is bytes:
+    if type(v) is bytes:
         v = decode_raw(v)
     return v if isinstance(v, dict) else _NO_DICT
 
@@ -258,12 +258,12 @@ def _header_names(headers: Any) -> tuple[str, ...] | dict[str, Any]:
     """The names of the control's response headers: the keys of its `headers` object; none
     for any other value. Kept as its text by the pruned decode (`fields.RAW`), the object is
     decoded to its keys only (`fields.KEYS`), or whole where that decode does not take it."""
-    if headers.__class__ is bytes:
+    if type(headers) is bytes:
         try:
             headers = decode_pruned(headers, KEYS)
         except ValueError:
             headers = decode_raw(headers)
-    if headers.__class__ is tuple or isinstance(headers, dict):
+    if type(headers) is tuple or isinstance(headers, dict):
         return headers
     return ()
 
@@ -687,7 +687,9 @@ def _input(doc: dict[str, Any]) -> str | None:
 
 
 def _analysis_failed(raw: RawMeasurement, error: str) -> Analysis:
-    doc = raw.view
+    view: Any = raw.view
+    # (Whatever the analysis failed on: the envelope's helpers take an exact dict.)
+    doc = view if type(view) is dict else dict(view) if isinstance(view, dict) else {}
     v = _verdict(
         raw, doc, _input(doc), _test_name(doc), _probe_cc(doc), False, False, True, None,
         NOT_REACHED, NOT_REACHED, NOT_REACHED, NOT_REACHED, [], [ANALYSIS_FAILED.id],
@@ -765,8 +767,13 @@ def _analyze(raw: RawMeasurement, fpdb: FingerprintDB) -> Analysis:
     anomaly = out.anomaly
     matches = ex.matches
     if matches:
-        fp_names = sorted({m.fingerprint.name for m in matches})
-        confirmed = out.confirmed or any(m.confirmed for m in matches)
+        names: set[str] = set()
+        confirmed = out.confirmed
+        for m in matches:  # (a loop: a cpdef function has no generator expressions)
+            names.add(m.fingerprint.name)
+            if m.confirmed:
+                confirmed = True
+        fp_names = sorted(names)
     else:
         fp_names = []
         confirmed = out.confirmed

@@ -136,7 +136,8 @@ def measurement_of(
         return ReadError(
             path, line, f"a measurement must be a JSON object, not {type(obj).__name__}"
         )
-    doc = obj
+    # An exact dict, as JSON decodes objects (the analysis reads the envelope as one).
+    doc = obj if type(obj) is dict else dict(obj)
     if "test_keys" not in doc and "test_name" not in doc:
         if any(k in doc for k in (*_WC_KEYS, "requests", "queries", "tcp_connect")):
             doc = _wrap_test_keys(doc)
@@ -182,9 +183,9 @@ def iter_lines(
                 pruned = _native.decode_pruned(text, PRUNE_SPEC)
             except ValueError:
                 pruned = None
-            if pruned.__class__ is dict and ("test_keys" in pruned or "test_name" in pruned):
+            if type(pruned) is dict and ("test_keys" in pruned or "test_name" in pruned):
                 uid = pruned.get("measurement_uid")
-                if uid.__class__ is str and uid:
+                if type(uid) is str and uid:
                     # RawMeasurement(pruned, uid, False, path, n, text=...), its slots written
                     # in the order of __slots__.
                     yield _new_raw(None, text, None, n, path, uid, False, pruned)

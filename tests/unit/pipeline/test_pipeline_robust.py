@@ -268,7 +268,7 @@ def test_an_analysis_bug_gives_a_failure_verdict_and_the_cli_goes_on(
 
 @pytest.mark.parametrize(
     "where",
-    [("test_keys",), ("test_keys", "control"), ("test_keys", "control", "dns")],
+    [(), ("test_keys",), ("test_keys", "control"), ("test_keys", "control", "dns")],
 )
 def test_a_dict_of_another_class_where_json_has_objects_fails_the_analysis_saying_so(
     where: tuple[str, ...],
@@ -281,11 +281,33 @@ def test_a_dict_of_another_class_where_json_has_objects_fails_the_analysis_sayin
     lab = Path(__file__).parent / "data" / "lab_iran_websites.jsonl"
     doc = json.loads(lab.read_bytes().splitlines()[0])
     assert analyze(RawMeasurement(doc, "u", False, "f"), default_db()).error is None
-    parent = doc
-    for key in where[:-1]:
-        parent = parent[key]
-    assert type(parent[where[-1]]) is dict
-    parent[where[-1]] = OrderedDict(parent[where[-1]])
+    if where:
+        parent = doc
+        for key in where[:-1]:
+            parent = parent[key]
+        assert type(parent[where[-1]]) is dict
+        parent[where[-1]] = OrderedDict(parent[where[-1]])
+    else:  # the envelope
+        doc = OrderedDict(doc)
     a = analyze(RawMeasurement(doc, "u", False, "f"), default_db())
     assert a.error is not None and a.error.startswith("TypeError"), a.error
     assert a.verdict.failure and a.verdict.rules == ["pipeline.analysis_failed"]
+
+
+def test_a_measurement_handed_on_as_another_dict_class_is_read_as_a_dict() -> None:
+    """`measurement_of` (the readers' and the API's way in) hands the analysis an exact dict:
+    a measurement built in Python as a dict of another class gets the verdict of the same
+    measurement as JSON decodes it."""
+    from collections import OrderedDict
+
+    from dideban.pipeline.readers import measurement_of
+
+    lab = Path(__file__).parent / "data" / "lab_iran_websites.jsonl"
+    doc = json.loads(lab.read_bytes().splitlines()[0])
+    plain = measurement_of(doc, "f", 1, None)
+    odd = measurement_of(OrderedDict(doc), "f", 1, None)
+    assert isinstance(plain, RawMeasurement) and isinstance(odd, RawMeasurement)
+    assert type(odd.view) is dict and odd.uid == plain.uid
+    a, b = analyze(plain, default_db()), analyze(odd, default_db())
+    assert b.error is None
+    assert b.verdict == a.verdict and b.observations == a.observations
