@@ -31,7 +31,7 @@ from dideban.pipeline.fields import CONTROL_SECTIONS, KEYS
 from dideban.pipeline.fingerprints import FingerprintDB
 from dideban.pipeline.observations import Extracted, HttpExchange, extract
 from dideban.pipeline.readers import RawMeasurement
-from dideban.pipeline.rules import ANALYSIS_FAILED, FACT_GROUP, RULES_VERSION, decide
+from dideban.pipeline.rules import ANALYSIS_FAILED, FACT_GROUP, RULES_VERSION, decision
 
 Triple = tuple[float, float, float]
 NOT_REACHED: Triple = (0.0, 0.0, 0.0)
@@ -762,13 +762,13 @@ def _analyze(raw: RawMeasurement, fpdb: FingerprintDB) -> Analysis:
         facts = _stun(tk, ex)
     else:
         facts = set()
-    rule = decide(rules_name, facts)
-    out = rule.outcome
-    anomaly = out.anomaly
+    rule_id, anomaly, rule_confirmed, failure, blocking_type = decision(
+        rules_name, frozenset(facts)
+    )
     matches = ex.matches
     if matches:
         names: set[str] = set()
-        confirmed = out.confirmed
+        confirmed = rule_confirmed
         for m in matches:  # (a loop: a cpdef function has no generator expressions)
             names.add(m.fingerprint.name)
             if m.confirmed:
@@ -776,7 +776,7 @@ def _analyze(raw: RawMeasurement, fpdb: FingerprintDB) -> Analysis:
         fp_names = sorted(names)
     else:
         fp_names = []
-        confirmed = out.confirmed
+        confirmed = rule_confirmed
     probe_blocking_raw = tk.get("blocking")
     probe_blocking = (
         None
@@ -787,14 +787,14 @@ def _analyze(raw: RawMeasurement, fpdb: FingerprintDB) -> Analysis:
     if not isinstance(probe_accessible, bool):
         probe_accessible = None
     disagrees = False
-    if probe_blocking is not None and not out.failure:
+    if probe_blocking is not None and not failure:
         probe_anomaly = probe_blocking != "false"
         disagrees = probe_anomaly != anomaly or (
-            anomaly and probe_anomaly and probe_blocking != out.blocking_type
+            anomaly and probe_anomaly and probe_blocking != blocking_type
         )
     v = _verdict(
-        raw, doc, inp_s, test_name, cc, anomaly, confirmed and anomaly, out.failure,
-        out.blocking_type if anomaly else None, s_dns, s_tcp, s_tls, s_http, fp_names,
-        [rule.id], probe_blocking, probe_accessible, disagrees,
+        raw, doc, inp_s, test_name, cc, anomaly, confirmed and anomaly, failure,
+        blocking_type if anomaly else None, s_dns, s_tcp, s_tls, s_http, fp_names,
+        [rule_id], probe_blocking, probe_accessible, disagrees,
     )  # fmt: skip
     return _new_analysis(v, ex.observations, facts, None)

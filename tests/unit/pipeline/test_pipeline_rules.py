@@ -5,7 +5,15 @@ from __future__ import annotations
 import re
 
 from dideban.model.verdict import BLOCKING_TYPES
-from dideban.pipeline.rules import ANALYSIS_FAILED, FACT_GROUP, FACTS, RULES, decide, rules_for
+from dideban.pipeline.rules import (
+    ANALYSIS_FAILED,
+    FACT_GROUP,
+    FACTS,
+    RULES,
+    decide,
+    decision,
+    rules_for,
+)
 
 
 def test_ids_are_unique_and_well_formed() -> None:
@@ -67,3 +75,24 @@ def test_the_analysis_failed_rule_is_in_no_tests_list() -> None:
     for test in FACT_GROUP:
         assert ANALYSIS_FAILED not in rules_for(test)
         assert decide(test, FACTS[FACT_GROUP[test]]).id != ANALYSIS_FAILED.id
+
+
+def test_the_decision_the_analysis_reads_is_the_rule_decide_picks() -> None:
+    """`decision` (what the analysis reads: id, anomaly, confirmed, failure, blocking type)
+    is `decide`'s rule, for every test and every set of its facts up to three, and for each
+    rule's own facts plus any one more."""
+    import itertools
+
+    for test, group in FACT_GROUP.items():
+        vocabulary = sorted(FACTS[group])
+        sets = [frozenset(c) for k in range(4) for c in itertools.combinations(vocabulary, k)]
+        for r in rules_for(test):
+            sets += [frozenset(r.when) | {f} for f in vocabulary]
+        picked = set()
+        for facts in sets:
+            rule = decide(test, set(facts))
+            out = rule.outcome
+            expected = (rule.id, out.anomaly, out.confirmed, out.failure, out.blocking_type)
+            assert decision(test, facts) == expected, (test, sorted(facts))
+            picked.add(rule.id)
+        assert picked == {r.id for r in rules_for(test)}, test  # every rule was decided
