@@ -192,6 +192,28 @@ def test_decode_pruned_refuses_what_orjson_refuses(value: Any, data: st.DataObje
     assert _native.decode_pruned(raw, as_utf8) == prune(expected, as_utf8)
 
 
+@pytest.mark.parametrize("byte", range(256))
+def test_every_character_after_a_backslash_is_read_as_orjson_reads_it(byte: int) -> None:
+    """Each byte after a backslash (the escapes' table), and each after `\\u00` in either
+    of the last two hex places (the hex digits' table), in a string decoded whole, as UTF-8
+    bytes and skipped: taken with orjson's value, or refused where orjson refuses it."""
+    texts = [b"ab\\" + bytes([byte]) + b"cd"]
+    for hexes in (b"4" + bytes([byte]), bytes([byte]) + b"4"):
+        texts.append(b"\\u00" + hexes + b"!")
+    for inner in texts:
+        raw = b'{"k": "' + inner + b'", "s": ["' + inner + b'"], "n": 1}'
+        try:
+            expected = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            for spec in (None, {"k": None}, {"k": bytes}, {"n": None}):
+                with pytest.raises(ValueError):
+                    _native.decode_pruned(raw, spec)
+            continue
+        assert _native.decode_pruned(raw, None) == expected, raw
+        assert _native.decode_pruned(raw, {"k": bytes}) == {"k": expected["k"].encode()}, raw
+        assert _native.decode_pruned(raw, {"n": None}) == {"n": 1}, raw  # "k", "s" skipped
+
+
 def test_a_number_beyond_the_doubles_is_refused_decoded_and_let_through_skipped() -> None:
     """orjson refuses a number that rounds to infinity; the whole decode does too (the reader
     then asks the standard parser, which takes it as inf). Skipped, such a number is let
