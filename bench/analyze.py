@@ -8,9 +8,15 @@ file, each copy with its own measurement_uid, report_id and measurement_start_ti
 in the same run, so the figures are per core; the ratio is what counts (the machine is shared).
 Rates are measurements per CPU second of the process (time.process_time: other load on a
 shared machine does not count against either side); wall-clock rates are printed beside.
-The two sides run in turns, `--rounds` times each (dideban, oonidata, dideban, ...), and the
-ratio is that of their median rates: the speed of a shared machine drifts by 10-20% over
-minutes, and one run of each side would put that drift into the ratio.
+
+The speed of a shared machine drifts by 10-20% within minutes, and more between neighbours'
+bursts: a whole run of one side, then of the other, puts that drift into the ratio. So the
+corpus is cut into segments (`--segment` measurements each, 5,000 by default) and the two
+sides take turns segment by segment (dideban on segment 1, oonidata on segment 1, oonidata on
+segment 2, dideban on segment 2, ...: each goes first every other time), oonidata in one
+process kept running for the whole run. A round is the whole corpus; its rate for each side
+is all of its measurements over all of its CPU time. This is done `--rounds` times, and the
+ratio is that of the two sides' median rates (each round's ratio is printed too).
 
 The baseline is oonidata's `from_dict` on each line, decoded with orjson (what oonidata's own
 dataclient uses to read measurements; the stdlib `json.loads` rate is printed too, it is
@@ -20,7 +26,7 @@ with the time spent on them; our side reads and analyses all of them.
 oonidata runs in an isolated venv, ~/.cache/dideban/oonidata-venv (created on first use with
 `python -m venv` + `pip install oonidata==0.3.0`), never in the main environment.
 
-    python bench/analyze.py [--n 100000] [--rounds 3]
+    python bench/analyze.py [--n 100000] [--rounds 3] [--segment 5000]
 """
 
 from __future__ import annotations
@@ -48,25 +54,27 @@ import gc, json, sys, time
 import orjson
 gc.set_threshold(100_000, 50, 100)
 from oonidata.models.nettests import NETTEST_MODELS, BaseMeasurement
-path, loader = sys.argv[1], sys.argv[2]
-loads = orjson.loads if loader == "orjson" else json.loads
-ok = failed = 0
-failed_s = 0.0
+loads = orjson.loads if sys.argv[1] == "orjson" else json.loads
 clock = time.perf_counter
-t0, c0 = clock(), time.process_time()
-with open(path, "rb") as fh:
-    for line in fh:
-        s = clock()
-        d = loads(line)
-        cls = NETTEST_MODELS.get(d.get("test_name"), BaseMeasurement)
-        try:
-            cls.from_dict(d)
-            ok += 1
-        except Exception:
-            failed += 1
-            failed_s += clock() - s
-print(json.dumps({"ok": ok, "failed": failed, "failed_seconds": failed_s,
-                  "seconds": clock() - t0, "cpu_seconds": time.process_time() - c0}))
+# One file a line on stdin (one segment of the corpus); one line of figures back for each.
+for request in sys.stdin:
+    ok = failed = 0
+    failed_s = 0.0
+    t0, c0 = clock(), time.process_time()
+    with open(request.rstrip("\n"), "rb") as fh:
+        for line in fh:
+            s = clock()
+            d = loads(line)
+            cls = NETTEST_MODELS.get(d.get("test_name"), BaseMeasurement)
+            try:
+                cls.from_dict(d)
+                ok += 1
+            except Exception:
+                failed += 1
+                failed_s += clock() - s
+    print(json.dumps({"ok": ok, "failed": failed, "failed_seconds": failed_s,
+                      "seconds": clock() - t0, "cpu_seconds": time.process_time() - c0}),
+          flush=True)
 """
 
 
@@ -85,13 +93,19 @@ def corpus_docs() -> list[dict[str, object]]:
     return docs
 
 
-def build(path: Path, n: int) -> tuple[int, int]:
+def build(folder: Path, n: int, segment: int) -> tuple[list[Path], int, int]:
+    """The corpus in JSONL files of `segment` measurements each, in order: (their paths, the
+    measurements written, the distinct measurements copied)."""
     docs = corpus_docs()
+    paths: list[Path] = []
     written = 0
     start = dt.datetime(2026, 1, 1)
-    with path.open("w", encoding="utf-8") as fh:
-        while written < n:
-            for d in docs:
+    while written < n:
+        path = folder / f"corpus-{len(paths):04d}.jsonl"
+        paths.append(path)
+        with path.open("w", encoding="utf-8") as fh:
+            for _ in range(min(segment, n - written)):
+                d = docs[written % len(docs)]
                 # Each copy its own uid, report and start time (as real data has: caches
                 # keyed on these must not make the copies cheaper than real measurements).
                 when = start + dt.timedelta(seconds=7 * written)
@@ -103,9 +117,7 @@ def build(path: Path, n: int) -> tuple[int, int]:
                 )
                 fh.write(json.dumps(copy, separators=(",", ":")) + "\n")
                 written += 1
-                if written >= n:
-                    break
-    return written, len(docs)
+    return paths, written, len(docs)
 
 
 def ensure_venv() -> Path:
@@ -118,7 +130,7 @@ def ensure_venv() -> Path:
 
 
 def run_dideban(path: Path) -> tuple[int, int, float, float]:
-    sys.path.insert(0, str(ROOT / "src"))
+    """One file read, analysed: (measurements, observations, wall seconds, CPU seconds)."""
     from dideban.pipeline.analysis import analyze
     from dideban.pipeline.fingerprints import default_db
     from dideban.pipeline.readers import RawMeasurement, read_paths
@@ -137,62 +149,103 @@ def run_dideban(path: Path) -> tuple[int, int, float, float]:
     return n, obs, time.perf_counter() - t0, time.process_time() - c0
 
 
-def run_read_only(path: Path) -> tuple[int, float]:
+def run_read_only(paths: list[Path]) -> tuple[int, float]:
     """The reading part alone (files, lines, the pruned decode): where the time goes."""
     from dideban.pipeline.readers import RawMeasurement, read_paths
 
     n = 0
     c0 = time.process_time()
-    for item in read_paths([path]):
+    for item in read_paths(paths):
         if isinstance(item, RawMeasurement):
             n += 1
     return n, time.process_time() - c0
 
 
-def run_oonidata(py: Path, path: Path, loader: str) -> dict[str, Any]:
-    r = subprocess.run(
-        [str(py), "-c", OONIDATA_PARSE, str(path), loader],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    o: dict[str, Any] = json.loads(r.stdout)
-    return o
+class Oonidata:
+    """oonidata's parse in its venv, one process for the whole run: `parse(path)` has it
+    parse one file and returns its figures (ok, failed, failed_seconds, seconds,
+    cpu_seconds)."""
+
+    def __init__(self, py: Path, loader: str) -> None:
+        self.proc = subprocess.Popen(
+            [str(py), "-c", OONIDATA_PARSE, loader],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def parse(self, path: Path) -> dict[str, Any]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(f"{path}\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the oonidata process ended (exit code {self.proc.wait()})")
+        o: dict[str, Any] = json.loads(line)
+        return o
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait()
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=100_000, help="measurements in the corpus")
-    ap.add_argument("--rounds", type=int, default=3, help="runs of each side, in turns")
+    ap.add_argument("--rounds", type=int, default=3, help="passes over the corpus")
+    ap.add_argument("--segment", type=int, default=5_000, help="measurements a turn")
     args = ap.parse_args()
     if args.rounds < 1:
         ap.error("--rounds must be at least 1")
+    if args.n < 1 or args.segment < 1:
+        ap.error("--n and --segment must be at least 1")
+    sys.path.insert(0, str(ROOT / "src"))
     py = ensure_venv()
     with tempfile.TemporaryDirectory() as d:
-        path = Path(d) / "corpus.jsonl"
-        n, distinct = build(path, args.n)
-        size = path.stat().st_size
-        print(f"corpus: {n} measurements ({distinct} distinct), {size / 1e6:.0f} MB JSONL")
+        paths, n, distinct = build(Path(d), args.n, args.segment)
+        size = sum(p.stat().st_size for p in paths)
+        print(
+            f"corpus: {n} measurements ({distinct} distinct), {size / 1e6:.0f} MB JSONL,"
+            f" {len(paths)} segments taken in turns"
+        )
         ours: list[float] = []
         base: list[float] = []
-        for r in range(1, args.rounds + 1):
-            done, obs, secs, cpu = run_dideban(path)
-            ours.append(done / cpu)
-            print(
-                f"round {r}: dideban read+observations+verdict: {done} in {secs:.1f} s wall,"
-                f" {cpu:.1f} s CPU = {done / cpu:,.0f} msm/s per core (CPU),"
-                f" {done / secs:,.0f} wall ({obs} observations)"
-            )
-            o = run_oonidata(py, path, "orjson")
-            total = o["ok"] + o["failed"]
-            base.append(total / o["cpu_seconds"])
-            print(
-                f"round {r}: oonidata 0.3.0 parse only (orjson.loads): {o['ok']} ok,"
-                f" {o['failed']} failed ({o['failed_seconds']:.1f} s of it in failed parses,"
-                f" counted), in {o['seconds']:.1f} s wall, {o['cpu_seconds']:.1f} s CPU"
-                f" = {base[-1]:,.0f} msm/s per core (CPU), {total / o['seconds']:,.0f} wall"
-            )
-        read_n, read_cpu = run_read_only(path)
+        oonidata = Oonidata(py, "orjson")
+        try:
+            for r in range(1, args.rounds + 1):
+                done = obs = 0
+                secs = cpu = 0.0
+                o: dict[str, float] = dict.fromkeys(
+                    ("ok", "failed", "failed_seconds", "seconds", "cpu_seconds"), 0
+                )
+                for k, path in enumerate(paths):
+                    for side in ("dideban", "oonidata") if k % 2 == 0 else ("oonidata", "dideban"):
+                        if side == "dideban":
+                            got = run_dideban(path)
+                            done, obs = done + got[0], obs + got[1]
+                            secs, cpu = secs + got[2], cpu + got[3]
+                        else:
+                            for key, value in oonidata.parse(path).items():
+                                o[key] += value
+                ours.append(done / cpu)
+                total = o["ok"] + o["failed"]
+                base.append(total / o["cpu_seconds"])
+                print(
+                    f"round {r}: dideban read+observations+verdict: {done} in {secs:.1f} s"
+                    f" wall, {cpu:.1f} s CPU = {ours[-1]:,.0f} msm/s per core (CPU),"
+                    f" {done / secs:,.0f} wall ({obs} observations)"
+                )
+                print(
+                    f"round {r}: oonidata 0.3.0 parse only (orjson.loads): {o['ok']:.0f} ok,"
+                    f" {o['failed']:.0f} failed ({o['failed_seconds']:.1f} s of it in failed"
+                    f" parses, counted), in {o['seconds']:.1f} s wall, {o['cpu_seconds']:.1f} s"
+                    f" CPU = {base[-1]:,.0f} msm/s per core (CPU), {total / o['seconds']:,.0f}"
+                    f" wall; ratio {ours[-1] / base[-1]:.2f}x"
+                )
+        finally:
+            oonidata.close()
+        read_n, read_cpu = run_read_only(paths)
         ours_median = statistics.median(ours)
         us = 1e6 / ours_median
         print(
@@ -200,8 +253,12 @@ def main() -> None:
             f" pruned decode) {read_cpu / read_n * 1e6:.1f} us, observations and verdict"
             f" {us - read_cpu / read_n * 1e6:.1f} us (reading timed on its own)"
         )
-        o = run_oonidata(py, path, "json")
-        slow = (o["ok"] + o["failed"]) / o["cpu_seconds"]
+        slow_parser = Oonidata(py, "json")
+        try:
+            figures = [slow_parser.parse(path) for path in paths]
+        finally:
+            slow_parser.close()
+        slow = sum(f["ok"] + f["failed"] for f in figures) / sum(f["cpu_seconds"] for f in figures)
         print(f"oonidata 0.3.0 parse only (json.loads, once): {slow:,.0f} msm/s per core (CPU)")
         base_median = statistics.median(base)
         per_round = ", ".join(f"{a / b:.2f}x" for a, b in zip(ours, base, strict=True))
