@@ -1,11 +1,18 @@
 """Suite-wide checks before any test runs: the code under test is this checkout's, and its
-compiled modules are not older than their sources."""
+compiled modules are not older than their sources. And hypothesis's settings for the suite."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# No deadline per example: the suite runs on shared machines whose speed swings by a factor of
+# two within minutes, and a slow moment is not a failure (speed is measured by bench/, not by
+# tests). A test's own @settings still sets everything else.
+settings.register_profile("dideban", deadline=None)
+settings.load_profile("dideban")
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "dideban"
 
