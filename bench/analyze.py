@@ -41,7 +41,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "tests" / "fixtures" / "ooni-samples"
@@ -129,8 +128,8 @@ def ensure_venv() -> Path:
     return py
 
 
-def run_dideban(path: Path) -> tuple[int, int, float, float]:
-    """One file read, analysed: (measurements, observations, wall seconds, CPU seconds)."""
+def run_dideban(path: Path) -> dict[str, float]:
+    """One file read and analysed: its figures (n, observations, seconds, cpu_seconds)."""
     from dideban.pipeline.analysis import analyze
     from dideban.pipeline.fingerprints import default_db
     from dideban.pipeline.readers import RawMeasurement, read_paths
@@ -146,7 +145,18 @@ def run_dideban(path: Path) -> tuple[int, int, float, float]:
             a = analyze(item, db)
             n += 1
             obs += len(a.observations)
-    return n, obs, time.perf_counter() - t0, time.process_time() - c0
+    return {
+        "n": n,
+        "observations": obs,
+        "seconds": time.perf_counter() - t0,
+        "cpu_seconds": time.process_time() - c0,
+    }
+
+
+def add(total: dict[str, float], figures: dict[str, float]) -> None:
+    """Adds one segment's figures to a round's."""
+    for key, value in figures.items():
+        total[key] = total.get(key, 0) + value
 
 
 def run_read_only(paths: list[Path]) -> tuple[int, float]:
@@ -174,15 +184,15 @@ class Oonidata:
             text=True,
         )
 
-    def parse(self, path: Path) -> dict[str, Any]:
+    def parse(self, path: Path) -> dict[str, float]:
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.write(f"{path}\n")
         self.proc.stdin.flush()
         line = self.proc.stdout.readline()
         if not line:
             raise RuntimeError(f"the oonidata process ended (exit code {self.proc.wait()})")
-        o: dict[str, Any] = json.loads(line)
-        return o
+        figures: dict[str, float] = json.loads(line)
+        return figures
 
     def close(self) -> None:
         assert self.proc.stdin is not None
@@ -202,8 +212,8 @@ def main() -> None:
         ap.error("--n and --segment must be at least 1")
     sys.path.insert(0, str(ROOT / "src"))
     py = ensure_venv()
-    with tempfile.TemporaryDirectory() as d:
-        paths, n, distinct = build(Path(d), args.n, args.segment)
+    with tempfile.TemporaryDirectory() as folder:
+        paths, n, distinct = build(Path(folder), args.n, args.segment)
         size = sum(p.stat().st_size for p in paths)
         print(
             f"corpus: {n} measurements ({distinct} distinct), {size / 1e6:.0f} MB JSONL,"
@@ -214,27 +224,20 @@ def main() -> None:
         oonidata = Oonidata(py, "orjson")
         try:
             for r in range(1, args.rounds + 1):
-                done = obs = 0
-                secs = cpu = 0.0
-                o: dict[str, float] = dict.fromkeys(
-                    ("ok", "failed", "failed_seconds", "seconds", "cpu_seconds"), 0
-                )
+                d: dict[str, float] = {}
+                o: dict[str, float] = {}
+                sides = ((d, run_dideban), (o, oonidata.parse))
                 for k, path in enumerate(paths):
-                    for side in ("dideban", "oonidata") if k % 2 == 0 else ("oonidata", "dideban"):
-                        if side == "dideban":
-                            got = run_dideban(path)
-                            done, obs = done + got[0], obs + got[1]
-                            secs, cpu = secs + got[2], cpu + got[3]
-                        else:
-                            for key, value in oonidata.parse(path).items():
-                                o[key] += value
-                ours.append(done / cpu)
+                    for figures, run in sides if k % 2 == 0 else sides[::-1]:
+                        add(figures, run(path))
+                ours.append(d["n"] / d["cpu_seconds"])
                 total = o["ok"] + o["failed"]
                 base.append(total / o["cpu_seconds"])
                 print(
-                    f"round {r}: dideban read+observations+verdict: {done} in {secs:.1f} s"
-                    f" wall, {cpu:.1f} s CPU = {ours[-1]:,.0f} msm/s per core (CPU),"
-                    f" {done / secs:,.0f} wall ({obs} observations)"
+                    f"round {r}: dideban read+observations+verdict: {d['n']:.0f} in"
+                    f" {d['seconds']:.1f} s wall, {d['cpu_seconds']:.1f} s CPU ="
+                    f" {ours[-1]:,.0f} msm/s per core (CPU), {d['n'] / d['seconds']:,.0f} wall"
+                    f" ({d['observations']:.0f} observations)"
                 )
                 print(
                     f"round {r}: oonidata 0.3.0 parse only (orjson.loads): {o['ok']:.0f} ok,"
@@ -254,11 +257,13 @@ def main() -> None:
             f" {us - read_cpu / read_n * 1e6:.1f} us (reading timed on its own)"
         )
         slow_parser = Oonidata(py, "json")
+        j: dict[str, float] = {}
         try:
-            figures = [slow_parser.parse(path) for path in paths]
+            for path in paths:
+                add(j, slow_parser.parse(path))
         finally:
             slow_parser.close()
-        slow = sum(f["ok"] + f["failed"] for f in figures) / sum(f["cpu_seconds"] for f in figures)
+        slow = (j["ok"] + j["failed"]) / j["cpu_seconds"]
         print(f"oonidata 0.3.0 parse only (json.loads, once): {slow:,.0f} msm/s per core (CPU)")
         base_median = statistics.median(base)
         per_round = ", ".join(f"{a / b:.2f}x" for a, b in zip(ours, base, strict=True))
