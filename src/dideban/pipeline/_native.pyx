@@ -186,7 +186,8 @@ cdef inline Py_ssize_t _skip_string(const unsigned char *s, Py_ssize_t j, Py_ssi
     """From just after a string's opening quote to just after its closing one, checking it
     (escapes, no control characters, UTF-8); -1 if it is not valid. Lone surrogates in
     \\u escapes are let through, as the standard parser lets them through."""
-    cdef unsigned char c, d
+    cdef unsigned char c
+    cdef signed char e
     cdef int k
     while True:
         j = _plain_run(s, j, n)
@@ -198,10 +199,10 @@ cdef inline Py_ssize_t _skip_string(const unsigned char *s, Py_ssize_t j, Py_ssi
         if c == 92:
             if j + 1 >= n:
                 return -1
-            d = s[j + 1]
-            if _ESCAPED[d] > 0:
+            e = _ESCAPED[s[j + 1]]
+            if e > 0:
                 j += 2
-            elif d == 117:
+            elif e == 0:  # \u
                 if j + 6 > n or _hex4(s + j + 2) < 0:
                     return -1
                 j += 6

@@ -689,7 +689,7 @@ def _input(doc: dict[str, Any]) -> str | None:
 def _analysis_failed(raw: RawMeasurement, error: str) -> Analysis:
     view: Any = raw.view
     # (Whatever the analysis failed on: the envelope's helpers take an exact dict.)
-    doc = view if type(view) is dict else dict(view) if isinstance(view, dict) else {}
+    doc = dict(view) if isinstance(view, dict) else {}
     v = _verdict(
         raw, doc, _input(doc), _test_name(doc), _probe_cc(doc), False, False, True, None,
         NOT_REACHED, NOT_REACHED, NOT_REACHED, NOT_REACHED, [], [ANALYSIS_FAILED.id],
