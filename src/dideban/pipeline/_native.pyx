@@ -1801,24 +1801,32 @@ cdef enum:
     SHORT_READ = (STRIDE - 1) * SHORT_STRIDE + 2
 
 
+ctypedef struct _Slot:
+    uint32_t key        # the gram
+    int first           # index of its first entry; -1: empty slot
+    int count           # its entries
+
+ctypedef struct _Entry:
+    uint64_t window     # the word's anchor window (`width` bytes at `anchor`) as an integer
+    const char *text    # the word (its bytes, kept alive by the LiteralSet)
+    int size            # its length
+    int back            # where the gram is in it
+    int anchor
+    int word            # its index
+
+
 @cython.final
 cdef class _Grams:
     """Grams (4 or 2 bytes, as a uint32) -> the entries of the words that hold the gram
-    `back` bytes after their start: an open-addressed table over C arrays (looked up only
-    where the filter bitmap says the gram may be one of them). Each entry also holds what
-    the comparison needs, so that it touches no Python object: the word (its bytes, kept
-    alive by the LiteralSet, and length), and its anchor window (`width` bytes at `anchor`,
-    as an integer), compared first: a common gram ("news") is rarely followed by the rest
-    of a fingerprint's window."""
-    cdef uint32_t *keys
-    cdef int *first       # index of the slot's first entry; -1: empty slot
-    cdef int *count
-    cdef int *word
-    cdef int *back
-    cdef int *anchor
-    cdef uint64_t *window
-    cdef const char **text
-    cdef Py_ssize_t *size
+    `back` bytes after their start: an open-addressed table of slots over an array of
+    entries (looked up only where the filter bitmap says the gram may be one of them). An
+    entry holds all the comparison needs, so that it touches no Python object, and a slot or
+    an entry is one read from memory (a struct each: the table is ~0.3 MB, mostly out of the
+    closest caches when a page hits it): the word (its bytes and length), and its anchor
+    window, compared first (a common gram, "news", is rarely followed by the rest of a
+    fingerprint's window)."""
+    cdef _Slot *slots
+    cdef _Entry *entries
     cdef uint32_t mask
     cdef int width
 
@@ -1833,61 +1841,45 @@ cdef class _Grams:
         self.mask = size - 1
         self.width = width
         total = sum(len(v) for v in grams.values())
-        self.keys = <uint32_t *>malloc(size * sizeof(uint32_t))
-        self.first = <int *>malloc(size * sizeof(int))
-        self.count = <int *>malloc(size * sizeof(int))
-        self.word = <int *>malloc((total + 1) * sizeof(int))
-        self.back = <int *>malloc((total + 1) * sizeof(int))
-        self.anchor = <int *>malloc((total + 1) * sizeof(int))
-        self.window = <uint64_t *>malloc((total + 1) * sizeof(uint64_t))
-        self.text = <const char **>malloc((total + 1) * sizeof(const char *))
-        self.size = <Py_ssize_t *>malloc((total + 1) * sizeof(Py_ssize_t))
-        if not (self.keys and self.first and self.count and self.word and self.back
-                and self.anchor and self.window and self.text and self.size):
+        self.slots = <_Slot *>malloc(size * sizeof(_Slot))
+        self.entries = <_Entry *>malloc((total + 1) * sizeof(_Entry))
+        if not (self.slots and self.entries):
             raise MemoryError()
         for slot in range(size):
-            self.first[slot] = -1
+            self.slots[slot].first = -1
         for gram, entries in grams.items():
             slot = _hash4(gram) & self.mask
-            while self.first[slot] != -1:
+            while self.slots[slot].first != -1:
                 slot = (slot + 1) & self.mask
-            self.keys[slot] = gram
-            self.first[slot] = e
-            self.count[slot] = len(entries)
+            self.slots[slot].key = gram
+            self.slots[slot].first = e
+            self.slots[slot].count = len(entries)
             for k, b, at in entries:
                 w = <bytes>words[k]
                 if at < 0 or at + width > len(w):
                     raise ValueError("anchor window outside the word")
                 v = 0
                 memcpy(&v, <const char *>w + <Py_ssize_t>at, width)
-                self.word[e] = k
-                self.back[e] = b
-                self.anchor[e] = at
-                self.window[e] = v
-                self.text[e] = <const char *>w
-                self.size[e] = len(w)
+                self.entries[e].word = k
+                self.entries[e].back = b
+                self.entries[e].anchor = at
+                self.entries[e].window = v
+                self.entries[e].text = <const char *>w
+                self.entries[e].size = len(w)
                 e += 1
 
     def __dealloc__(self):
-        free(self.keys)
-        free(self.first)
-        free(self.count)
-        free(self.word)
-        free(self.back)
-        free(self.anchor)
-        free(self.window)
-        free(self.text)
-        free(self.size)
+        free(self.slots)
+        free(self.entries)
 
-    cdef inline int find(self, uint32_t gram, int *count) noexcept:
-        """The index of the gram's first entry (and their count), or -1."""
+    cdef inline const _Slot *find(self, uint32_t gram) noexcept:
+        """The gram's slot, or NULL."""
         cdef uint32_t slot = _hash4(gram) & self.mask
-        while self.first[slot] != -1:
-            if self.keys[slot] == gram:
-                count[0] = self.count[slot]
-                return self.first[slot]
+        while self.slots[slot].first != -1:
+            if self.slots[slot].key == gram:
+                return &self.slots[slot]
             slot = (slot + 1) & self.mask
-        return -1
+        return NULL
 
 
 cdef class LiteralSet:
@@ -1951,24 +1943,26 @@ cdef class LiteralSet:
     cdef int _check(self, _Grams grams, uint32_t gram, Py_ssize_t q, const char *s,
                     Py_ssize_t n, list hits) except -1:
         """The words that hold `gram` and so might start just before q: those that do."""
-        cdef int count = 0, e
-        cdef int first = grams.find(gram, &count)
-        cdef Py_ssize_t start, size
+        cdef const _Slot *slot = grams.find(gram)
+        cdef const _Entry *e
+        cdef const _Entry *last
+        cdef Py_ssize_t start
         cdef uint64_t v
-        if first < 0:
+        if slot == NULL:
             return 0
-        for e in range(first, first + count):
-            start = q - grams.back[e]
-            size = grams.size[e]
-            if start < 0 or start + size > n:
-                continue
-            v = 0
-            if grams.width == 8:
-                memcpy(&v, s + start + grams.anchor[e], 8)
-            else:
-                memcpy(&v, s + start + grams.anchor[e], 4)
-            if v == grams.window[e] and memcmp(s + start, grams.text[e], size) == 0:
-                hits.append((grams.word[e], start, start + size))
+        e = grams.entries + slot.first
+        last = e + slot.count
+        while e < last:
+            start = q - e.back
+            if start >= 0 and start + e.size <= n:
+                v = 0
+                if grams.width == 8:
+                    memcpy(&v, s + start + e.anchor, 8)
+                else:
+                    memcpy(&v, s + start + e.anchor, 4)
+                if v == e.window and memcmp(s + start, e.text, e.size) == 0:
+                    hits.append((e.word, start, start + e.size))
+            e += 1
         return 0
 
     cdef inline int _long_at(self, Py_ssize_t q, const char *s, Py_ssize_t n, list hits) except -1:
