@@ -3,6 +3,7 @@ compiled modules are not older than their sources. And hypothesis's settings for
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -18,8 +19,24 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "dideban"
 
 # Modules compiled at install time (setup.py) are built in the source tree by
 # `pip install -e .`, beside their source (`x.pyx` or `x.py`, with its declarations in `x.pxd`
-# if any -> `x.cpython-*.so`). Such a build shadows the source: once the source is edited,
-# tests would run the old build without a word.
+# if any, and the declaration files these cimport -> `x.cpython-*.so`). Such a build shadows
+# the source: once the source is edited, tests would run the old build without a word.
+
+
+def _sources(module: Path) -> list[Path]:
+    """The files a compiled module is built from: its `x.pyx` or `x.py`, its `x.pxd`, and the
+    declaration files they cimport from its folder (`_records.pxd`, and what that cimports)."""
+    found: list[Path] = []
+    todo = [module.with_suffix(s) for s in (".pyx", ".py", ".pxd")]
+    while todo:
+        path = todo.pop()
+        if path in found or not path.exists():
+            continue
+        found.append(path)
+        if path.suffix != ".py":  # (a .py cimports nothing: its .pxd does)
+            for name in re.findall(r"^\s*from\s+[\w.]*?(\w+)\s+cimport", path.read_text(), re.M):
+                todo.append(path.with_name(name + ".pxd"))
+    return found
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -35,9 +52,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     stale = []
     for built in SRC.rglob("*.so"):
         stem = built.name.split(".")[0]
-        for suffix in (".pyx", ".py", ".pxd"):
-            source = built.with_name(stem + suffix)
-            if source.exists() and built.stat().st_mtime < source.stat().st_mtime:
+        for source in _sources(built.with_name(stem)):
+            if built.stat().st_mtime < source.stat().st_mtime:
                 stale.append(f"{built.name} is older than {source.relative_to(SRC)}")
     if stale:
         raise pytest.UsageError(

@@ -1381,6 +1381,79 @@ cdef object _observation(
     return _OBSERVATION.make_from(v)
 
 
+# -- slot classes read from their C layout (_layouts.pxd) -------------------------------------
+
+from dideban.pipeline._layouts cimport (
+    DidebanExtracted, DidebanExtracted_names, DidebanExtracted_offsets,
+    DidebanHttpExchange, DidebanHttpExchange_names, DidebanHttpExchange_offsets,
+    DidebanMatch, DidebanMatch_names, DidebanMatch_offsets,
+    DidebanObservation, DidebanObservation_names, DidebanObservation_offsets,
+    DidebanRawMeasurement, DidebanRawMeasurement_names, DidebanRawMeasurement_offsets,
+)
+
+
+cdef tuple _layout(const char *const *names, const Py_ssize_t *offsets, Py_ssize_t size):
+    """((name, offset) of each slot, instance size) of a struct of `_layouts.pxd`."""
+    cdef Py_ssize_t k = 0
+    slots = []
+    while names[k] != NULL:
+        slots.append((names[k].decode("ascii"), offsets[k]))
+        k += 1
+    return tuple(slots), size
+
+
+def layouts():
+    """The C layouts of `_layouts.pxd`, by class (module.qualname): ((name, offset) of each
+    slot, instance size)."""
+    return {
+        "dideban.model.verdict.Observation": _layout(
+            DidebanObservation_names, DidebanObservation_offsets, sizeof(DidebanObservation)),
+        "dideban.pipeline.observations.Extracted": _layout(
+            DidebanExtracted_names, DidebanExtracted_offsets, sizeof(DidebanExtracted)),
+        "dideban.pipeline.observations.HttpExchange": _layout(
+            DidebanHttpExchange_names, DidebanHttpExchange_offsets, sizeof(DidebanHttpExchange)),
+        "dideban.pipeline.fingerprints.Match": _layout(
+            DidebanMatch_names, DidebanMatch_offsets, sizeof(DidebanMatch)),
+        "dideban.pipeline.readers.RawMeasurement": _layout(
+            DidebanRawMeasurement_names, DidebanRawMeasurement_offsets,
+            sizeof(DidebanRawMeasurement)),
+    }
+
+
+def class_layout(cls):
+    """((name, offset) of each of the class's own slots, by offset; instance size), as
+    CPython laid them out. TypeError for a slot that is not an object slot."""
+    import types
+
+    slots = []
+    for name, descr in cls.__dict__.items():
+        if type(descr) is types.MemberDescriptorType:
+            if (<PyMemberDescrObject *><PyObject *>descr).d_member.type != T_OBJECT_EX:
+                raise TypeError(f"{cls.__name__}.{name} is not an object slot")
+            slots.append((name, (<PyMemberDescrObject *><PyObject *>descr).d_member.offset))
+    slots.sort(key=lambda slot: slot[1])
+    return tuple(slots), cls.__basicsize__
+
+
+def check_layouts(*classes, expected=None):
+    """That each class is laid out as its struct in `_layouts.pxd` says (compiled modules
+    read their fields from it, see `_records.pxd`): the same slots at the same offsets, the
+    same instance size, no base with fields of its own. ImportError saying what differs
+    otherwise. `expected`: the layouts to check against (default `layouts()`)."""
+    known = layouts() if expected is None else expected
+    for cls in classes:
+        key = f"{cls.__module__}.{cls.__qualname__}"
+        if key not in known:
+            raise ImportError(f"{key}: no C layout in _layouts.pxd")
+        if cls.__mro__[1:] != (object,):
+            raise ImportError(f"{key}: a class with a base is not supported")
+        have = class_layout(cls)
+        if have != known[key]:
+            raise ImportError(
+                f"{key} changed: its slots and size are {have}, _layouts.pxd says {known[key]}"
+            )
+
+
 def bind(observation, extracted, http_exchange, match, as_text_, title_of_):
     global as_text, title_of, _OBSERVATION, _HTTP_EXCHANGE, _MATCH, _EXTRACTED
     maker = SlotMaker(observation)

@@ -1,4 +1,4 @@
-# cython: annotation_typing=False
+# cython: annotation_typing=False, nonecheck=True
 """From a raw measurement to observations and an explained verdict.
 
 Pure: no I/O. `analyze(raw, fpdb)` extracts the observations, computes the facts of the test
@@ -26,9 +26,9 @@ from typing import Any, TypeGuard
 from urllib.parse import urlsplit
 
 from dideban.model.verdict import Observation, Verdict
-from dideban.pipeline._native import SlotMaker, decode_pruned, decode_raw, ooni_time
+from dideban.pipeline._native import SlotMaker, check_layouts, decode_pruned, decode_raw, ooni_time
 from dideban.pipeline.fields import CONTROL_SECTIONS, KEYS
-from dideban.pipeline.fingerprints import FingerprintDB
+from dideban.pipeline.fingerprints import FingerprintDB, Match
 from dideban.pipeline.observations import Extracted, HttpExchange, extract
 from dideban.pipeline.readers import RawMeasurement
 from dideban.pipeline.rules import ANALYSIS_FAILED, FACT_GROUP, RULES_VERSION, decision
@@ -531,15 +531,16 @@ def _im(name: str, tk: dict[str, Any], ex: Extracted) -> _Facts:
     http_fail = [(h.url or "", h.failure) for h in ex.http if h.failure]
     if "ssl_unknown_authority" in tls_fail:
         facts.add("tls_unknown_authority")
+    # (Comprehensions, not generator expressions: `_im` is cpdef, see analysis.pxd.)
     if (
-        any(f == "android_dns_cache_no_data" for _, f in http_fail)
+        "android_dns_cache_no_data" in [f for _, f in http_fail]
         or tk.get("signal_backend_failure") == "android_dns_cache_no_data"
     ):
         facts.add("android_dns_no_data")
     # Facts from the recorded steps, ignoring web front ends (web.whatsapp.com,
     # web.telegram.org) whose checks OONI's fastpath does not score.
     api_fail = [(u, f) for u, f in http_fail if "web." not in u]
-    if name == "whatsapp" and any("v.whatsapp.net" in u for u, _ in api_fail):
+    if name == "whatsapp" and [u for u, _ in api_fail if "v.whatsapp.net" in u]:
         facts.add("registration_failed")
     dns = ex.dns
     if dns:
@@ -548,7 +549,7 @@ def _im(name: str, tk: dict[str, Any], ex: Extracted) -> _Facts:
         # One pass keeps the few observations with a failure or without an address: a host
         # none of whose lookups gave an address is one of theirs.
         odd = [o for o in dns if o.failure or not o.ip]
-        s_dns = BLOCKED_90 if any(o.failure for o in odd) else OK3
+        s_dns = BLOCKED_90 if [o for o in odd if o.failure] else OK3
         no_ip = {o.hostname for o in odd if not o.ip}
         if no_ip and no_ip - {o.hostname for o in dns if o.ip}:
             facts.add("dns_failed")
@@ -657,6 +658,10 @@ _VERDICT_FIELDS = (
     "rules", "probe_blocking", "probe_accessible", "disagrees_with_probe", "raw_path",
     "raw_line", "rules_version",
 )  # fmt: skip
+# Compiled, this module reads these classes' fields from their C layout (`_records.pxd`):
+# a field added, removed or renamed must be mirrored in `_layouts.pxd`, or the import fails.
+check_layouts(Observation, Extracted, HttpExchange, Match, RawMeasurement)
+
 _new_verdict = SlotMaker(Verdict)
 _new_analysis = SlotMaker(Analysis)
 if _new_verdict.names != _VERDICT_FIELDS:
