@@ -2066,9 +2066,11 @@ cdef class LiteralSet:
         cdef const char *found
         if type(text) is str:
             s = PyUnicode_AsUTF8AndSize(text, &n)
-        else:
+        elif type(text) is bytes:
             s = <bytes>text
             n = len(<bytes>text)
+        else:
+            raise TypeError(f"a str or bytes to search, not {type(text).__name__}")
         q = 0
         if self.any_short:
             # Both scans in one loop, a turn at a time, while every place of the turn has its

@@ -17,7 +17,8 @@ samples the text rather than reading each byte: see its docstring); a hit is the
 against its pattern type (prefix/full anchor). The set also holds the texts each `regexp`
 pattern needs (`_needed_literals`: its literal prefix and its other literal runs of 4+
 characters): a regexp runs only on bodies that hold all of them (one that needs none always
-runs). Header values, short, go through one Aho-Corasick automaton per header name.
+runs). The prefix and contains patterns of each header name are a `LiteralSet` of their own
+(header values are short: the search costs less than a call into a general automaton did).
 DNS `full` patterns are a dict lookup.
 """
 
@@ -32,8 +33,6 @@ from importlib import resources
 from pathlib import Path
 from re import _constants as _re_constants  # type: ignore[attr-defined]
 from re import _parser as _re_parser  # type: ignore[attr-defined]
-
-import ahocorasick_rs
 
 from dideban.pipeline import _native
 
@@ -182,7 +181,7 @@ class FingerprintDB:
             any(f.pattern_type == "regexp" for f in self._dns_other),
         )
         # Per header name: the `full` values in a dict, the prefix and contains literals in
-        # one automaton (a prefix must be found at 0), the regexps compiled. Results keep
+        # one LiteralSet (a prefix must be found at 0), the regexps compiled. Results keep
         # the order of the fingerprints in the files.
         self._header_index: dict[str, _HeaderIndex] = {}
         # Lower-case header names some fingerprint looks at (`match_header` of any other is []).
@@ -205,7 +204,7 @@ class FingerprintDB:
             self._header_index[hname] = _HeaderIndex(
                 hfps,
                 fulls,
-                ahocorasick_rs.AhoCorasick(list(lits)) if lits else None,
+                _native.LiteralSet(list(lits)) if lits else None,
                 list(lits.values()),
                 regexps,
             )
@@ -229,11 +228,11 @@ class FingerprintDB:
             if not texts:
                 self._regexp_untriggered.append(i)
         words = list(dict.fromkeys([*literals, *triggers]))
-        # Per automaton word: the literal fingerprints it is, the regexps that need it.
+        # Per word of the LiteralSet: the literal fingerprints it is, the regexps that need it.
         self._words: list[tuple[tuple[Fingerprint, ...], tuple[int, ...]]] = [
             (tuple(literals.get(w, ())), tuple(triggers.get(w, ()))) for w in words
         ]
-        # Per regexp needing more than one text: the automaton words it needs.
+        # Per regexp needing more than one text: the words of the set it needs.
         index = {w: k for k, w in enumerate(words)}
         self._regexp_needs: dict[int, frozenset[int]] = {
             i: frozenset(index[t] for t in texts)
@@ -316,8 +315,12 @@ class FingerprintDB:
         full = idx.fulls.get(value)
         if full:
             found.update(full)
-        if idx.automaton is not None:
-            for w, start, _ in idx.automaton.find_matches_as_indexes(value, overlapping=True):
+        if idx.literal_set is not None:
+            try:
+                hits, _ = idx.literal_set.find(value)
+            except UnicodeEncodeError:  # lone surrogates (from \ud800-style escapes)
+                hits, _ = idx.literal_set.find(value.encode("utf-8", "surrogatepass"))
+            for w, start, _ in hits:
                 for k, anchored in idx.literals[w]:
                     if start == 0 or not anchored:
                         found.add(k)
@@ -333,8 +336,8 @@ class FingerprintDB:
 class _HeaderIndex:
     fingerprints: list[Fingerprint]
     fulls: dict[str, list[int]]
-    automaton: ahocorasick_rs.AhoCorasick | None
-    literals: list[list[tuple[int, bool]]]  # per automaton word: (fingerprint, is prefix)
+    literal_set: _native.LiteralSet | None
+    literals: list[list[tuple[int, bool]]]  # per word of the set: (fingerprint, is prefix)
     regexps: list[tuple[int, re.Pattern[str]]]
 
 
