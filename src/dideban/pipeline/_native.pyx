@@ -1215,13 +1215,17 @@ def new_buffer(Py_ssize_t size):
     return PyByteArray_FromStringAndSize(NULL, size)
 
 
+# (A module's attribute read from compiled code is a lookup in its dict, at each call.)
+cdef object _orjson_loads = orjson.loads
+
+
 def decode_raw(text):
     """JSON text (bytes-like) decoded whole, as a whole measurement is
     (`readers.RawMeasurement.doc`) and a value kept by the RAW spec is: by orjson, else by the
     standard parser, which is lenient where orjson is strict and takes every text the RAW spec
     lets through (1e999, lone surrogates, integers beyond 64 bits)."""
     try:
-        return orjson.loads(text)
+        return _orjson_loads(text)
     except orjson.JSONDecodeError:
         return json.loads(bytes(text))
 

@@ -59,7 +59,7 @@ def title_of(body: str | bytes | None) -> str | None:
 def _title_of_utf8(body: bytes) -> str | None:
     """`title_of` the text of `body` (its UTF-8), found without decoding it (see
     `_native.title_span`)."""
-    where = _native.title_span(body, _TITLE_SPAN)
+    where = _title_span(body, _TITLE_SPAN)
     if where is False:
         return title_of(body.decode("utf-8", "replace"))
     if where is None:
@@ -101,7 +101,12 @@ def extract(test_keys: dict[str, Any], uid: str, probe_cc: str, fpdb: Fingerprin
     `matches`, with whether it confirms blocking for `probe_cc`.
 
     The pipeline's hot path: compiled (`_native.pyx`, Cython)."""
-    return _native.extract(test_keys, uid, probe_cc, fpdb)
+    return _extract(test_keys, uid, probe_cc, fpdb)
+
+
+# Per measurement: names of this module, not attributes of another read at each call.
+_extract = _native.extract
+_title_span = _native.title_span
 
 
 _native.bind(Observation, Extracted, HttpExchange, Match, as_text, title_of)

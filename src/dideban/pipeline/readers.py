@@ -91,6 +91,8 @@ class RawMeasurement:
 # (what __init__ stores given `text`: `_doc` None), written directly: one is made for each
 # measurement read, and the class's call with its keyword costs ~10x as much.
 _new_raw = _native.SlotMaker(RawMeasurement, RawMeasurement.__slots__)
+# Per line: a name of this module, not an attribute of another read at each call.
+_decode_pruned = _native.decode_pruned
 if RawMeasurement.__slots__ != (
     "_doc",
     "_text",
@@ -180,7 +182,7 @@ def iter_lines(
         if end > pos:
             text = view[pos:end]
             try:
-                pruned = _native.decode_pruned(text, PRUNE_SPEC)
+                pruned = _decode_pruned(text, PRUNE_SPEC)
             except ValueError:
                 pruned = None
             if type(pruned) is dict and ("test_keys" in pruned or "test_name" in pruned):
