@@ -1,10 +1,11 @@
 """Types of the compiled module (`_native.pyx`)."""
 
 import datetime
+import re
 from typing import Any, Generic, Literal, TypeVar
 
 from dideban.model.verdict import Observation
-from dideban.pipeline.fingerprints import FingerprintDB, Match
+from dideban.pipeline.fingerprints import Fingerprint, FingerprintDB, Match
 from dideban.pipeline.observations import Extracted, HttpExchange
 
 class Unsupported(ValueError): ...
@@ -46,6 +47,18 @@ def title_span(body: bytes, span: int) -> tuple[int, int] | Literal[False] | Non
 class LiteralSet:
     def __init__(self, words: list[str]) -> None: ...
     def find(self, text: str | bytes) -> tuple[list[tuple[int, int, int]], int]: ...
+
+class HeaderIndex:
+    fingerprints: list[Fingerprint]
+    def __init__(
+        self,
+        fingerprints: list[Fingerprint],
+        fulls: dict[str, list[int]],
+        literal_set: LiteralSet | None,
+        literals: list[list[tuple[int, bool]]],
+        regexps: list[tuple[int, re.Pattern[str]]],
+    ) -> None: ...
+    def match(self, value: str) -> list[Fingerprint]: ...
 
 OBSERVATION_FIELDS: tuple[str, ...]
 QUERY: tuple[str, ...]

@@ -44,7 +44,7 @@ import orjson
 from cpython.ref cimport Py_INCREF, Py_XDECREF, PyObject
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
-from cpython.dict cimport PyDict_SetItem
+from cpython.dict cimport PyDict_GetItem, PyDict_SetItem
 from cpython.float cimport PyFloat_FromDouble
 from cpython.long cimport PyLong_FromLongLong
 from cpython.list cimport PyList_Append
@@ -1605,8 +1605,7 @@ cdef list _fp_names(list found, list matches, str probe_cc):
 
 
 # What `extract` uses of a FingerprintDB, read once per database (its bound methods are new
-# objects at each read): (match_dns, dns_exact, match_body, match_header, header_names,
-# header_memo). A database's attributes do not change once it is built. The cache is one
+# objects at each read): (match_dns, dns_exact, match_body, header_index, header_memo). A database's attributes do not change once it is built. The cache is one
 # (database, parts) pair, read and replaced whole.
 cdef tuple _db_cache = (None, None)
 
@@ -1616,8 +1615,8 @@ cdef tuple _db_parts(fpdb):
     cdef tuple cached = _db_cache
     if cached[0] is fpdb:
         return <tuple>cached[1]
-    parts = (fpdb.match_dns, fpdb.dns_exact, fpdb.match_body, fpdb.match_header,
-             fpdb.header_names, fpdb.header_memo)
+    parts = (fpdb.match_dns, fpdb.dns_exact, fpdb.match_body, fpdb.header_index,
+             fpdb.header_memo)
     _db_cache = (fpdb, parts)
     return parts
 
@@ -1628,6 +1627,7 @@ def extract(dict test_keys, str uid, str probe_cc, fpdb):
     cdef bint any_answer
     cdef object found
     cdef tuple rec, a, status, req, resp
+    cdef PyObject *memo
 
     queries = _get(test_keys, "queries")
     if type(queries) is list:
@@ -1704,7 +1704,7 @@ def extract(dict test_keys, str uid, str probe_cc, fpdb):
             tls.append(o)
     requests = _get(test_keys, "requests")
     if type(requests) is list:
-        _, _, match_body, match_header, header_names, header_memo = _db_parts(fpdb)
+        _, _, match_body, header_index, header_memo = _db_parts(fpdb)
         for r in <list>requests:
             rec = _record(r, _REQUEST)
             if rec is None:
@@ -1724,15 +1724,17 @@ def extract(dict test_keys, str uid, str probe_cc, fpdb):
                 if found:
                     names += _fp_names(found, matches, probe_cc)
             for k, v in headers:
-                # Only names some fingerprint looks at (the same test match_header does
-                # first, without the call), remembered by name.
-                seen = (<dict>header_memo).get(k)
-                if seen is None:
-                    seen = k.lower() in header_names
+                # The fingerprints of the name (what match_header looks up by its lower
+                # case), remembered by the name as written: None for a name none looks at.
+                memo = PyDict_GetItem(<dict>header_memo, k)
+                if memo == NULL:
+                    index = (<dict>header_index).get(k.lower())
                     if len(<dict>header_memo) < HEADER_MEMO:
-                        (<dict>header_memo)[k] = seen
-                if seen is True:
-                    found = match_header(k, v)
+                        (<dict>header_memo)[k] = index
+                else:
+                    index = <object>memo
+                if index is not None:
+                    found = (<HeaderIndex>index).match(v)
                     if found:
                         names += _fp_names(found, matches, probe_cc)
             title = title_of(body)
@@ -2116,6 +2118,53 @@ cdef class LiteralSet:
                     hits.append((k, start, start + size))
                 q = start + 1
         return hits, n
+
+
+@cython.final
+cdef class HeaderIndex:
+    """The fingerprints of one header name (`FingerprintDB`): `match(value)` is
+    `FingerprintDB.match_header(name, value)`. The `full` values in a dict (value -> indexes
+    of their fingerprints), the prefix and contains patterns in one LiteralSet (`literals`:
+    per word of the set, (index, is a prefix): a prefix must be found at 0), the regexps
+    compiled ((index, pattern)). The matches in the order of `fingerprints`.
+
+    The extraction finds the index of a header name as a page writes it in
+    `FingerprintDB.header_memo` and calls `match` from C."""
+    cdef readonly list fingerprints
+    cdef dict fulls
+    cdef LiteralSet literal_set
+    cdef list literals
+    cdef list regexps
+
+    def __init__(self, list fingerprints not None, dict fulls not None, LiteralSet literal_set,
+                 list literals not None, list regexps not None):
+        self.fingerprints = fingerprints
+        self.fulls = fulls
+        self.literal_set = literal_set
+        self.literals = literals
+        self.regexps = regexps
+
+    cpdef list match(self, str value):
+        cdef set found = set()
+        cdef list hits
+        full = self.fulls.get(value)
+        if full:
+            found.update(full)
+        if self.literal_set is not None:
+            try:
+                hits = self.literal_set.find(value)[0]
+            except UnicodeEncodeError:  # lone surrogates (from \ud800-style escapes)
+                hits = self.literal_set.find(value.encode("utf-8", "surrogatepass"))[0]
+            for w, start, _ in hits:
+                for k, anchored in <list>self.literals[w]:
+                    if start == 0 or not anchored:
+                        found.add(k)
+        for k, rx in self.regexps:
+            if rx.search(value) is not None:
+                found.add(k)
+        if not found:
+            return []
+        return [self.fingerprints[k] for k in sorted(found)]
 
 
 def _commonness(list words, int size):

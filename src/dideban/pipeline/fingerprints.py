@@ -180,16 +180,17 @@ class FingerprintDB:
             tuple(f.pattern for f in self._dns_other if f.pattern_type == "contains"),
             any(f.pattern_type == "regexp" for f in self._dns_other),
         )
-        # Per header name: the `full` values in a dict, the prefix and contains literals in
-        # one LiteralSet (a prefix must be found at 0), the regexps compiled. Results keep
-        # the order of the fingerprints in the files.
-        self._header_index: dict[str, _HeaderIndex] = {}
+        # Per header name: its fingerprints (`_native.HeaderIndex`: the `full` values in a
+        # dict, the prefix and contains literals in one LiteralSet, the regexps compiled).
+        # Results keep the order of the fingerprints in the files.
+        self.header_index: dict[str, _native.HeaderIndex] = {}
         # Lower-case header names some fingerprint looks at (`match_header` of any other is []).
         self.header_names: frozenset[str] = frozenset(self._headers)
-        # Header names as a page gives them -> whether their lower case is one of those
-        # (filled by the compiled extraction as it meets them, up to 4,096 names:
-        # a page has ~15 headers, nearly all of them the same few dozen names).
-        self.header_memo: dict[str, bool] = {}
+        # Header names as a page gives them -> the index of their lower case, None for a
+        # name no fingerprint looks at (filled by the compiled extraction as it meets them,
+        # up to 4,096 names: a page has ~15 headers, nearly all of them the same few dozen
+        # names).
+        self.header_memo: dict[str, _native.HeaderIndex | None] = {}
         for hname, hfps in self._headers.items():
             fulls: dict[str, list[int]] = {}
             lits: dict[str, list[tuple[int, bool]]] = {}
@@ -201,7 +202,7 @@ class FingerprintDB:
                     regexps.append((k, re.compile(f.pattern)))
                 else:
                     lits.setdefault(f.pattern, []).append((k, f.pattern_type == "prefix"))
-            self._header_index[hname] = _HeaderIndex(
+            self.header_index[hname] = _native.HeaderIndex(
                 hfps,
                 fulls,
                 _native.LiteralSet(list(lits)) if lits else None,
@@ -308,37 +309,8 @@ class FingerprintDB:
         return list(found.values())
 
     def match_header(self, name: str, value: str) -> list[Fingerprint]:
-        idx = self._header_index.get(name.lower())
-        if idx is None:
-            return []
-        found: set[int] = set()
-        full = idx.fulls.get(value)
-        if full:
-            found.update(full)
-        if idx.literal_set is not None:
-            try:
-                hits, _ = idx.literal_set.find(value)
-            except UnicodeEncodeError:  # lone surrogates (from \ud800-style escapes)
-                hits, _ = idx.literal_set.find(value.encode("utf-8", "surrogatepass"))
-            for w, start, _ in hits:
-                for k, anchored in idx.literals[w]:
-                    if start == 0 or not anchored:
-                        found.add(k)
-        for k, rx in idx.regexps:
-            if rx.search(value) is not None:
-                found.add(k)
-        if not found:
-            return []
-        return [idx.fingerprints[k] for k in sorted(found)]
-
-
-@dataclass
-class _HeaderIndex:
-    fingerprints: list[Fingerprint]
-    fulls: dict[str, list[int]]
-    literal_set: _native.LiteralSet | None
-    literals: list[list[tuple[int, bool]]]  # per word of the set: (fingerprint, is prefix)
-    regexps: list[tuple[int, re.Pattern[str]]]
+        idx = self.header_index.get(name.lower())
+        return [] if idx is None else idx.match(value)
 
 
 def _hit_order(hit: tuple[int, int, int]) -> tuple[int, int]:

@@ -228,9 +228,9 @@ def test_dns_answers_are_matched_in_extraction_with_any_kind_of_dns_fingerprint(
 
 
 def test_header_names_are_remembered_as_pages_give_them() -> None:
-    """The extraction remembers, per header name as written, whether a fingerprint looks
-    at it (in any case): the same matches the first time and every time after, and the
-    memo stops growing at 4,096 names."""
+    """The extraction remembers, per header name as written, the fingerprints of its lower
+    case (None for a name none looks at): the same matches the first time and every time
+    after, and the memo stops growing at 4,096 names."""
     from dideban.pipeline.observations import extract
 
     db = FingerprintDB([fp("h.full", "header.server", "full", "Censor/1.0")])
@@ -240,7 +240,7 @@ def test_header_names_are_remembered_as_pages_give_them() -> None:
         ex = extract(tk, "u", "ZZ", db)
         assert [m.fingerprint.name for m in ex.matches] == ["h.full"]
         assert ex.observations[0].fingerprints == ["h.full"]
-    assert db.header_memo == {"SERVER": True, "X-Other": False}
+    assert db.header_memo == {"SERVER": db.header_index["server"], "X-Other": None}
     many = [[f"X-{i}", "v"] for i in range(5000)] + [["Server", "Censor/1.0"]]
     ex = extract({"requests": [{"response": {"code": 200, "headers_list": many}}]}, "u", "ZZ", db)
     assert [m.fingerprint.name for m in ex.matches] == ["h.full"]  # found past the memo's end
