@@ -2064,14 +2064,22 @@ cdef class LiteralSet:
 
     def find(self, text):
         """([(word index, start, end)], size): every occurrence in `text` (str, or its UTF-8
-        as bytes), as byte offsets in no particular order, and the text's size in bytes."""
+        as bytes), as byte offsets in no particular order, and the text's size in bytes. A
+        str with lone surrogates (from \\ud800-style escapes) is searched as "surrogatepass"
+        encodes it."""
         cdef Py_ssize_t n, q, size, start
         cdef const char *s
         cdef list hits = []
         cdef bytes w
+        cdef bytes encoded
         cdef const char *found
         if type(text) is str:
-            s = PyUnicode_AsUTF8AndSize(text, &n)
+            try:
+                s = PyUnicode_AsUTF8AndSize(text, &n)
+            except UnicodeEncodeError:
+                encoded = (<str>text).encode("utf-8", "surrogatepass")
+                s = encoded
+                n = len(encoded)
         elif type(text) is bytes:
             s = <bytes>text
             n = len(<bytes>text)
@@ -2151,10 +2159,7 @@ cdef class HeaderIndex:
         if full:
             found.update(full)
         if self.literal_set is not None:
-            try:
-                hits = self.literal_set.find(value)[0]
-            except UnicodeEncodeError:  # lone surrogates (from \ud800-style escapes)
-                hits = self.literal_set.find(value.encode("utf-8", "surrogatepass"))[0]
+            hits = self.literal_set.find(value)[0]
             for w, start, _ in hits:
                 for k, anchored in <list>self.literals[w]:
                     if start == 0 or not anchored:

@@ -271,11 +271,7 @@ class FingerprintDB:
         """The fingerprints a page matches; `body` as text, or as its UTF-8 (well-formed)."""
         if not body:
             return []
-        try:
-            hits, n = self._literals.find(body)
-        except UnicodeEncodeError:  # lone surrogates (from \ud800-style escapes)
-            assert isinstance(body, str)
-            hits, n = self._literals.find(body.encode("utf-8", "surrogatepass"))
+        hits, n = self._literals.find(body)  # (lone surrogates: see LiteralSet.find)
         if not hits and not self._regexp_untriggered:
             return []
         found: dict[str, Fingerprint] = {}

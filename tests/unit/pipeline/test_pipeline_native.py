@@ -439,6 +439,19 @@ def test_literal_set_anchors_each_word_on_its_rarest_run_of_grams(
         assert _native._window(w, size, stride, common) == range(first, first + stride)
 
 
+def test_literal_set_searches_lone_surrogates_as_surrogatepass_encodes_them() -> None:
+    """A str with a lone surrogate (a \\ud800 escape gives one) has no UTF-8: it is searched
+    as its "surrogatepass" bytes, offsets and size in those bytes; other texts are refused."""
+    lits = _native.LiteralSet(["blocked page", "x:"])
+    text = "\ud800x: blocked page"
+    data = text.encode("utf-8", "surrogatepass")
+    hits, size = lits.find(text)
+    assert sorted(hits) == sorted(lits.find(data)[0]) == [(0, 6, 18), (1, 3, 5)]
+    assert size == len(data) == 18
+    with pytest.raises(TypeError):
+        lits.find(bytearray(data))
+
+
 def test_literal_set_finds_each_word_at_every_offset() -> None:
     """Every place in a text is covered by the sampled scans (long words' 4-byte grams every
     5th byte, short words' 2-byte grams every 3rd, run together 15 bytes a turn, then each to
