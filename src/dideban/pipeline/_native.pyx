@@ -1286,7 +1286,6 @@ cdef class SlotMaker:
 
     def __init__(self, cls, slots=None):
         import dataclasses
-        import types
 
         if slots is not None:
             names = tuple(slots)
@@ -1310,13 +1309,11 @@ cdef class SlotMaker:
                 raise TypeError(f"{cls.__name__}: its own __new__ or __init__ is not supported")
         if len(names) > MAX_SLOTS:
             raise TypeError(f"{cls.__name__}: more than {MAX_SLOTS} slots")
+        offsets = dict(class_layout(cls)[0])  # (TypeError for a slot not an object slot)
         for k, name in enumerate(names):
-            descr = cls.__dict__[name]
-            if type(descr) is not types.MemberDescriptorType:
+            if name not in offsets:
                 raise TypeError(f"{cls.__name__}.{name} is not a slot")
-            if (<PyMemberDescrObject *><PyObject *>descr).d_member.type != T_OBJECT_EX:
-                raise TypeError(f"{cls.__name__}.{name} is not an object slot")
-            self.offsets[k] = (<PyMemberDescrObject *><PyObject *>descr).d_member.offset
+            self.offsets[k] = offsets[name]
         self.cls = cls
         self.names = names
         self.count = len(names)
@@ -1605,8 +1602,9 @@ cdef list _fp_names(list found, list matches, str probe_cc):
 
 
 # What `extract` uses of a FingerprintDB, read once per database (its bound methods are new
-# objects at each read): (match_dns, dns_exact, match_body, header_index, header_memo). A database's attributes do not change once it is built. The cache is one
-# (database, parts) pair, read and replaced whole.
+# objects at each read): (match_dns, dns_exact, match_body, header_index, header_memo). A
+# database's attributes do not change once it is built. The cache is one (database, parts)
+# pair, read and replaced whole.
 cdef tuple _db_cache = (None, None)
 
 
