@@ -184,8 +184,6 @@ class FingerprintDB:
         # dict, the prefix and contains literals in one LiteralSet, the regexps compiled).
         # Results keep the order of the fingerprints in the files.
         self.header_index: dict[str, _native.HeaderIndex] = {}
-        # Lower-case header names some fingerprint looks at (`match_header` of any other is []).
-        self.header_names: frozenset[str] = frozenset(self._headers)
         # Header names as a page gives them -> the index of their lower case, None for a
         # name no fingerprint looks at (filled by the compiled extraction as it meets them,
         # up to 4,096 names: a page has ~15 headers, nearly all of them the same few dozen

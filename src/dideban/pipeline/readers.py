@@ -91,8 +91,6 @@ class RawMeasurement:
 # (what __init__ stores given `text`: `_doc` None), written directly: one is made for each
 # measurement read, and the class's call with its keyword costs ~10x as much.
 _new_raw = _native.SlotMaker(RawMeasurement, RawMeasurement.__slots__)
-# Per line: a name of this module, not an attribute of another read at each call.
-_decode_pruned = _native.decode_pruned
 if RawMeasurement.__slots__ != (
     "_doc",
     "_text",
@@ -104,6 +102,8 @@ if RawMeasurement.__slots__ != (
     "view",
 ):
     raise ImportError("RawMeasurement's slots changed: update iter_lines's call of _new_raw")
+# Per line: a name of this module, not an attribute of another read at each call.
+_decode_pruned = _native.decode_pruned
 
 
 @dataclass
