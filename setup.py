@@ -24,7 +24,11 @@ PLAIN_PYTHON = ("analysis", "readers", "fingerprints", "observations")
 setup(
     ext_modules=cythonize(
         [
-            Extension("dideban.pipeline._native", ["src/dideban/pipeline/_native.pyx"]),
+            Extension(
+                "dideban.pipeline._native",
+                ["src/dideban/pipeline/_native.pyx"],
+                depends=["src/dideban/pipeline/_scan.h"],
+            ),
             *(
                 Extension(f"dideban.pipeline.{name}", [f"src/dideban/pipeline/{name}.py"])
                 for name in PLAIN_PYTHON

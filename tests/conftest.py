@@ -25,7 +25,8 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "dideban"
 
 def _sources(module: Path) -> list[Path]:
     """The files a compiled module is built from: its `x.pyx` or `x.py`, its `x.pxd`, and the
-    declaration files they cimport from its folder (`_records.pxd`, and what that cimports)."""
+    declaration files they cimport from its folder (`_records.pxd`, and what that cimports)
+    and the C headers they include (`cdef extern from "_scan.h"`)."""
     found: list[Path] = []
     todo = [module.with_suffix(s) for s in (".pyx", ".py", ".pxd")]
     while todo:
@@ -36,6 +37,10 @@ def _sources(module: Path) -> list[Path]:
         if path.suffix != ".py":  # (a .py cimports nothing: its .pxd does)
             for name in re.findall(r"^\s*from\s+[\w.]*?(\w+)\s+cimport", path.read_text(), re.M):
                 todo.append(path.with_name(name + ".pxd"))
+            for name in re.findall(
+                r'^\s*cdef\s+extern\s+from\s+"([\w.]+\.h)"', path.read_text(), re.M
+            ):
+                todo.append(path.with_name(name))
     return found
 
 

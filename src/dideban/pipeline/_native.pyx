@@ -84,7 +84,16 @@ cdef enum:
 
 
 cdef extern from *:
+    int __builtin_ctz(unsigned int) nogil
     int __builtin_ctzll(unsigned long long) nogil
+
+cdef extern from "_scan.h":
+    unsigned int dideban_special16(const unsigned char *p) nogil
+    unsigned int dideban_backslash16(const unsigned char *p) nogil
+    int DIDEBAN_SCAN_SIMD
+
+# Whether the string scans take 16 bytes in one vector step (SSE2) or in two words.
+SCAN_SIMD = bool(DIDEBAN_SCAN_SIMD)
 
 
 cdef inline int _utf8_char(const unsigned char *s, Py_ssize_t avail) noexcept nogil:
@@ -149,9 +158,16 @@ cdef inline uint64_t _special(uint64_t w) noexcept nogil:
 
 
 cdef inline Py_ssize_t _plain_run(const unsigned char *s, Py_ssize_t j, Py_ssize_t n) noexcept nogil:
-    """Past the plain bytes of a string from j, eight at a time: to the first quote,
-    backslash, control or non-ASCII byte, or to where fewer than eight bytes are left."""
+    """Past the plain bytes of a string from j, sixteen at a time (`_scan.h`), then eight: to
+    the first quote, backslash, control or non-ASCII byte, or to where fewer than eight bytes
+    are left."""
     cdef uint64_t w, special
+    cdef unsigned int mask
+    while j + 16 <= n:
+        mask = dideban_special16(s + j)
+        if mask:
+            return j + __builtin_ctz(mask)
+        j += 16
     while j + 8 <= n:
         memcpy(&w, s + j, 8)
         special = _special(w)
@@ -162,22 +178,21 @@ cdef inline Py_ssize_t _plain_run(const unsigned char *s, Py_ssize_t j, Py_ssize
 
 
 cdef inline Py_ssize_t _plain_end(
-    const unsigned char *s, Py_ssize_t j, Py_ssize_t n, int words
+    const unsigned char *s, Py_ssize_t j, Py_ssize_t n, int blocks
 ) noexcept nogil:
     """The index of the closing quote of a string that starts at j (just after its opening
-    quote) when it is shorter than `words` 8-byte words of plain ASCII (no escape, control or
-    non-ASCII byte) and that many words of text follow j; else -1. Most keys (2 words) and
-    short values (4 words) are such strings: found without the general scan's loop (or
+    quote) when it is shorter than `blocks` 16-byte blocks of plain ASCII (no escape, control
+    or non-ASCII byte) and that many blocks of text follow j; else -1. Most keys (1 block)
+    and short values (2 blocks) are such strings: found without the general scan's loop (or
     call)."""
-    cdef uint64_t w, special
+    cdef unsigned int mask
     cdef int k
-    if j + 8 * words > n:
+    if j + 16 * blocks > n:
         return -1
-    for k in range(words):
-        memcpy(&w, s + j + 8 * k, 8)
-        special = _special(w)
-        if special:
-            j += 8 * k + (__builtin_ctzll(special) >> 3)
+    for k in range(blocks):
+        mask = dideban_special16(s + j + 16 * k)
+        if mask:
+            j += 16 * k + __builtin_ctz(mask)
             return j if s[j] == 34 else -1
     return -1
 
@@ -225,24 +240,23 @@ cdef inline Py_ssize_t _copy_run(
 ) noexcept nogil:
     """Copies the plain bytes of a string from s[j] to out + o[0] (o advanced) up to the
     first backslash, or with `any_special` the first quote, backslash, control or non-ASCII
-    byte (`_special`), or to end; returns where it stopped. Eight bytes at a time, each word
-    copied whole: `out` needs 8 bytes of room past what is copied (the output of an unescaped
-    string is never longer than the input read so far)."""
-    cdef uint64_t w, found
+    byte (`_scan.h`), or to end; returns where it stopped. Sixteen bytes at a time, each
+    block copied whole: `out` needs 16 bytes of room past what is copied (the output of an
+    unescaped string is never longer than the input read so far)."""
+    cdef unsigned int found
     cdef unsigned char c
-    while j + 8 <= end:
-        memcpy(&w, s + j, 8)
-        memcpy(out + o[0], &w, 8)
+    while j + 16 <= end:
+        memcpy(out + o[0], s + j, 16)
         if any_special:
-            found = _special(w)
+            found = dideban_special16(s + j)
         else:
-            found = _has_zero(w ^ 0x5C5C5C5C5C5C5C5CULL) & 0x8080808080808080ULL
+            found = dideban_backslash16(s + j)
         if found:
-            c = __builtin_ctzll(found) >> 3
+            c = __builtin_ctz(found)
             o[0] += c
             return j + c
-        j += 8
-        o[0] += 8
+        j += 16
+        o[0] += 16
     while j < end:
         c = s[j]
         if c == 92 or (any_special and (c == 34 or c < 32 or c >= 128)):
@@ -323,8 +337,8 @@ cdef Py_ssize_t _utf8_string(
     const unsigned char *s, Py_ssize_t j, Py_ssize_t n, char *out, Py_ssize_t *size
 ) noexcept nogil:
     """From just after a string's opening quote: its text as UTF-8 with the escapes undone,
-    written to `out` (room for n - j + 8 bytes: the output is never longer than the input
-    read, and plain runs are copied eight bytes at a time), and `size`. Returns the index
+    written to `out` (room for n - j + 16 bytes: the output is never longer than the input
+    read, and plain runs are copied sixteen bytes at a time), and `size`. Returns the index
     just past the closing quote, or -1 for anything but a well-formed string (a control
     character, a bad escape, a lone surrogate, bytes that are not UTF-8, no end): the
     caller then finds out which, in steps."""
@@ -476,7 +490,7 @@ cdef inline Py_ssize_t _skip_key(const unsigned char *s, Py_ssize_t i, Py_ssize_
     cdef Py_ssize_t end
     if i >= n or s[i] != 34:
         return -1
-    end = _plain_end(s, i + 1, n, 2)
+    end = _plain_end(s, i + 1, n, 1)
     if end >= 0:
         i = end + 1
     else:
@@ -829,7 +843,7 @@ cdef class _Parser:
         (`_utf8_string`); a string it does not take goes through `utf8_checked`, which
         raises the error."""
         cdef Py_ssize_t size = 0, j
-        self.reserve(self.n - self.i + 8)
+        self.reserve(self.n - self.i + 16)
         j = _utf8_string(self.s, self.i + 1, self.n, self.buf, &size)
         if j >= 0:
             self.i = j
@@ -909,11 +923,11 @@ cdef class _Parser:
         """The string's text between start and end with its escapes undone, as UTF-8 in
         self.buf (`size` bytes of it)."""
         cdef Py_ssize_t j = start, o = 0
-        self.reserve(end - start + 8)
+        self.reserve(end - start + 16)
         cdef char *b = self.buf
         cdef const unsigned char *s = self.s
         while j < end:
-            j = _copy_run(s, j, end, b, &o, False)  # (the buffer has 8 bytes to spare)
+            j = _copy_run(s, j, end, b, &o, False)  # (the buffer has 16 bytes to spare)
             if j >= end:
                 break
             j = _escape(s, j, end, b, &o)
@@ -978,7 +992,7 @@ cdef class _Parser:
         if c == 34:
             if spec is _UTF8:
                 return self.utf8()
-            end = _plain_end(self.s, self.i + 1, self.n, 4)
+            end = _plain_end(self.s, self.i + 1, self.n, 2)
             if end >= 0:  # most strings: short and plain ASCII
                 start = self.i + 1
                 self.i = end + 1
@@ -1056,8 +1070,8 @@ cdef class _Parser:
                 self.colon()
                 PyDict_SetItem(out, key, self.value(None, depth))
             else:
-                end = _plain_end(self.s, self.i + 1, self.n, 2)
-                if end >= 0:  # most keys: plain ASCII, found from one or two words
+                end = _plain_end(self.s, self.i + 1, self.n, 1)
+                if end >= 0:  # most keys: plain ASCII, found from one block
                     k = node.find_short(self.s + self.i + 1, end - self.i - 1)
                     self.i = end + 1
                 else:

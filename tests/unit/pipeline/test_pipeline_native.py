@@ -131,6 +131,59 @@ def test_keys_of_every_length_and_kind_are_found_in_a_pruned_object(size: int, k
         _native.decode_pruned(f'{{"{name}": "{name}\x01"}}'.encode(), spec)
 
 
+# Bytes that end a plain run in a string scan (`_scan.h`), and bytes on either side of the
+# classes that must not: space, DEL (0x7F: ASCII, allowed raw), "!" and "[" / "]" (next to the
+# quote and the backslash).
+RUN_ENDERS = [
+    b'"',
+    b"\\n",
+    b"\\u00e9",
+    b"\x01",
+    b"\x1f",
+    "\u00e9".encode(),
+    "\u4e16".encode(),
+    b"\xff",
+]
+RUN_PLAIN = [b" ", b"\x7f", b"!", b"#", b"[", b"]", b"~"]
+
+
+@pytest.mark.parametrize("byte", RUN_ENDERS + RUN_PLAIN, ids=repr)
+def test_a_byte_that_ends_a_plain_run_is_seen_at_every_place_of_a_block(byte: bytes) -> None:
+    """Strings are scanned 16 bytes at a time (SSE2; two words elsewhere), keys and short
+    values from one or two blocks: a quote, an escape, a control character or a non-ASCII byte
+    at any place of the first, second or third block, whatever the string's offset in the
+    text, is read as orjson reads it (or refused with it), as a kept value, as bytes, skipped
+    and as a key; other bytes are plain."""
+    for place in range(0, 49):
+        for shift in (0, 1, 7, 8, 15):
+            text = b"a" * place + byte + b"b" * (place % 5)
+            name = b"k" * place + byte
+            doc = b"[" + b" " * shift + b'{"s": "' + text + b'", "' + name + b'": "' + text + b'"}]'
+            try:
+                whole = orjson.loads(doc)
+            except orjson.JSONDecodeError:
+                for spec in (None, [{"s": None}], [{"s": bytes}], [{}]):
+                    with pytest.raises(ValueError):
+                        _native.decode_pruned(doc, spec)
+                continue
+            value, key = whole[0]["s"], list(whole[0])[1]
+            assert _native.decode_pruned(doc, None) == whole
+            assert _native.decode_pruned(doc, [{"s": None}]) == [{"s": value}]
+            assert _native.decode_pruned(doc, [{"s": bytes}]) == [{"s": value.encode()}]
+            assert _native.decode_pruned(doc, [{}]) == [{}]
+            assert _native.decode_pruned(doc, [{key: None}]) == [{key: whole[0][key]}]
+
+
+def test_the_scan_is_vectorised_where_the_machine_allows() -> None:
+    """On x86-64 (SSE2 is part of it) the string scans take 16 bytes in one vector step."""
+    import platform
+
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        assert _native.SCAN_SIMD is True
+    else:
+        assert isinstance(_native.SCAN_SIMD, bool)
+
+
 def test_keys_that_differ_in_one_byte_or_in_length_are_told_apart() -> None:
     """Short keys are compared with the spec's names as two words: names of one length and
     with the same first and last bytes (so in one hash bucket) that differ in one byte of
