@@ -150,9 +150,9 @@ async def http_roundtrip(
         chunks: list[bytes] = []
         size = 0
         truncated = False
-        # One timer for the exchange, pushed back before each wait: cheaper than a
-        # wait_for per read, same per-operation semantics.
-        async with asyncio.timeout(loop.time() + timeout) as deadline:
+        # One timer for the exchange (a deadline: `timeout_at`), pushed back before each
+        # read: cheaper than a wait_for per read, same per-operation semantics.
+        async with asyncio.timeout_at(loop.time() + timeout) as deadline:
             conn.writer.write(data)
             await conn.writer.drain()
             while True:

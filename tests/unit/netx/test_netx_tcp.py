@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import socket
 
+import pytest
 from netx_kit import linger_zero, tcp_server
 
 from dideban.measure import Trace, http_fetch, tcp_connect
 from dideban.model import failures
 from dideban.netx import make_network
+from dideban.netx.errors import NetxFailure
+from dideban.netx.http import http_roundtrip
+from dideban.netx.network import Conn
 
 
 def _closed_port() -> int:
@@ -62,3 +66,26 @@ async def test_close_without_response_is_eof_error() -> None:
     async with tcp_server(hangup) as port:
         result = await http_fetch(network, Trace(network.clock), f"http://127.0.0.1:{port}/")
     assert result.failure == failures.EOF_ERROR
+
+
+async def test_a_request_the_server_never_reads_times_out() -> None:
+    """`timeout` bounds sending the request too: a body the peer never reads (the socket
+    buffers fill, the write waits) ends in generic_timeout_error after `timeout`."""
+
+    async def deaf(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(30)
+
+    async with tcp_server(deaf) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        conn = Conn(reader, writer, f"127.0.0.1:{port}")
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        with pytest.raises(NetxFailure) as caught:
+            # (wait_for: a regression fails the test instead of hanging it)
+            await asyncio.wait_for(
+                http_roundtrip(conn, "POST", "/", [("Host", "x")], b"x" * (64 << 20), timeout=0.3),
+                10,
+            )
+        await conn.close()
+    assert caught.value.failure == failures.GENERIC_TIMEOUT_ERROR
+    assert loop.time() - t0 < 5
