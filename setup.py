@@ -1,7 +1,9 @@
 """Build of Dideban's compiled modules (everything else is in pyproject.toml).
 
 `dideban.pipeline._native` is Cython: the pipeline's hot path (a JSON decoder that keeps only
-the fields the analysis reads, and the extraction of observations from them).
+the fields the analysis reads, and the extraction of observations from them). Its string scans
+classify 16 bytes at once in `_scan.h` (SSE2 on x86-64; elsewhere, or built with
+`CFLAGS=-DDIDEBAN_NO_SIMD`, the same answer from two 8-byte words).
 The rest of the pipeline's per-measurement path (`analysis`, the verdict logic; `readers`;
 `fingerprints`; `observations`) is plain Python, and each source is the one definition of its
 code; Cython compiles those same files (each starts with `# cython: annotation_typing=False`:
