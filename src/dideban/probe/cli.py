@@ -460,7 +460,14 @@ def websites(
     ),
     collector: Annotated[str | None, typer.Option(help="Submit to this collector.")] = None,
     test_helper: Annotated[str | None, typer.Option(help="Control test helper URL.")] = None,
-    concurrency: Annotated[int | None, typer.Option(min=1, max=512)] = None,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=512,
+            help=f"Sites measured at once (default {DEFAULT_CONCURRENCY}; {LAB_CONCURRENCY} in a lab).",
+        ),
+    ] = None,
 ) -> None:
     """Measure websites with web_connectivity: a progress bar, then a results table."""
     _fresh_consoles()
