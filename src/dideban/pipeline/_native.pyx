@@ -57,11 +57,6 @@ from libc.stdint cimport uint16_t, uint32_t, uint64_t
 from libc.string cimport memchr, memcmp, memcpy, memset
 
 
-cdef inline uint64_t _has_zero(uint64_t v) noexcept nogil:
-    """High bit set in each byte of v that is zero, possibly also in bytes above a zero
-    byte (enough to decide whether to look closer)."""
-    return (v - 0x0101010101010101ULL) & ~v
-
 cdef extern from "Python.h":
     PyObject *PyTuple_GET_ITEM(object t, Py_ssize_t i)
     Py_ssize_t PyUnicode_GET_LENGTH(object text)
@@ -88,6 +83,7 @@ cdef extern from *:
     int __builtin_ctzll(unsigned long long) nogil
 
 cdef extern from "_scan.h":
+    uint64_t dideban_special64(uint64_t w) nogil
     unsigned int dideban_special16(const unsigned char *p) nogil
     unsigned int dideban_backslash16(const unsigned char *p) nogil
     int DIDEBAN_SCAN_SIMD
@@ -145,18 +141,6 @@ cdef inline long _hex4(const unsigned char *s) noexcept nogil:
     return (a << 12) | (b << 8) | (c << 4) | d
 
 
-cdef inline uint64_t _special(uint64_t w) noexcept nogil:
-    """The high bit of each byte of the word w that is a quote, a backslash, a control or
-    not ASCII; possibly also of bytes above such a byte, never below the first one (its
-    lowest flagged byte is always a true one)."""
-    return (
-        _has_zero(w ^ 0x2222222222222222ULL)
-        | _has_zero(w ^ 0x5C5C5C5C5C5C5C5CULL)
-        | ((w - 0x2020202020202020ULL) & ~w)
-        | w
-    ) & 0x8080808080808080ULL
-
-
 cdef inline Py_ssize_t _plain_run(const unsigned char *s, Py_ssize_t j, Py_ssize_t n) noexcept nogil:
     """Past the plain bytes of a string from j, sixteen at a time (`_scan.h`), then eight: to
     the first quote, backslash, control or non-ASCII byte, or to where fewer than eight bytes
@@ -170,7 +154,7 @@ cdef inline Py_ssize_t _plain_run(const unsigned char *s, Py_ssize_t j, Py_ssize
         j += 16
     while j + 8 <= n:
         memcpy(&w, s + j, 8)
-        special = _special(w)
+        special = dideban_special64(w)
         if special:
             return j + (__builtin_ctzll(special) >> 3)
         j += 8

@@ -3,7 +3,7 @@
    Most of a measurement's text is strings, and a string scan looks for the first byte that
    ends a plain run: a quote, a backslash, a control character or a non-ASCII byte. With SSE2
    (every x86-64) that is four vector instructions for 16 bytes; elsewhere the same answer
-   comes from two 8-byte words (bit tricks).
+   comes from two 8-byte words (bit tricks, `dideban_special64`).
 
    The masks' contract: bit k stands for p[k]; the LOWEST set bit is the first such byte (0 if
    there is none). Bits above the lowest may be set for bytes that are not such bytes (the
@@ -15,6 +15,25 @@
 
 #include <stdint.h>
 #include <string.h>
+
+/* The same tests on one 8-byte word (little-endian, as all of _native's word scans): the
+   high bit of each flagged byte, possibly also of bytes above the first (never below it).
+   Both builds use them: `_native` for the last 8 to 15 bytes of a text, the portable 16-byte
+   scans for both halves. */
+static inline uint64_t dideban_has_zero64(uint64_t v) {
+    return (v - 0x0101010101010101ULL) & ~v;
+}
+
+static inline uint64_t dideban_special64(uint64_t w) {
+    return (dideban_has_zero64(w ^ 0x2222222222222222ULL)
+            | dideban_has_zero64(w ^ 0x5C5C5C5C5C5C5C5CULL)
+            | ((w - 0x2020202020202020ULL) & ~w)
+            | w) & 0x8080808080808080ULL;
+}
+
+static inline uint64_t dideban_backslash64(uint64_t w) {
+    return dideban_has_zero64(w ^ 0x5C5C5C5C5C5C5C5CULL) & 0x8080808080808080ULL;
+}
 
 #if defined(__SSE2__) && !defined(DIDEBAN_NO_SIMD)
 #include <emmintrin.h>
@@ -41,33 +60,17 @@ static inline unsigned int dideban_backslash16(const unsigned char *p) {
 
 #define DIDEBAN_SCAN_SIMD 0
 
-/* The high bit of each byte of v that is zero, possibly also of bytes above a zero byte. */
-static inline uint64_t dideban_has_zero64(uint64_t v) {
-    return (v - 0x0101010101010101ULL) & ~v;
-}
-
-static inline uint64_t dideban_special64(uint64_t w) {
-    return (dideban_has_zero64(w ^ 0x2222222222222222ULL)
-            | dideban_has_zero64(w ^ 0x5C5C5C5C5C5C5C5CULL)
-            | ((w - 0x2020202020202020ULL) & ~w)
-            | w) & 0x8080808080808080ULL;
-}
-
-/* The mask with only the bit of the first flagged byte (word by word, little-endian). */
+/* The mask with only the bit of the first flagged byte, one word at a time. */
 static inline unsigned int dideban_first16(const unsigned char *p, uint64_t (*flag)(uint64_t)) {
     uint64_t w, f;
     int k;
     for (k = 0; k < 2; k++) {
-        memcpy(&w, p + 8 * k, 8);  /* (little-endian, as all of _native's word scans) */
+        memcpy(&w, p + 8 * k, 8);
         f = flag(w);
         if (f)
             return 1u << (8 * k + (__builtin_ctzll(f) >> 3));
     }
     return 0;
-}
-
-static inline uint64_t dideban_backslash64(uint64_t w) {
-    return dideban_has_zero64(w ^ 0x5C5C5C5C5C5C5C5CULL) & 0x8080808080808080ULL;
 }
 
 static inline unsigned int dideban_special16(const unsigned char *p) {
