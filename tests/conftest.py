@@ -35,11 +35,10 @@ def _sources(module: Path) -> list[Path]:
             continue
         found.append(path)
         if path.suffix != ".py":  # (a .py cimports nothing: its .pxd does)
-            for name in re.findall(r"^\s*from\s+[\w.]*?(\w+)\s+cimport", path.read_text(), re.M):
+            text = path.read_text()
+            for name in re.findall(r"^\s*from\s+[\w.]*?(\w+)\s+cimport", text, re.M):
                 todo.append(path.with_name(name + ".pxd"))
-            for name in re.findall(
-                r'^\s*cdef\s+extern\s+from\s+"([\w.]+\.h)"', path.read_text(), re.M
-            ):
+            for name in re.findall(r'^\s*cdef\s+extern\s+from\s+"([\w.]+\.h)"', text, re.M):
                 todo.append(path.with_name(name))
     return found
 
